@@ -1,0 +1,1 @@
+"""Plain argparse command-line tools (the Hydra apps live in ipguard.cli)."""

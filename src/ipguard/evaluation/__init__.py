@@ -1,0 +1,1 @@
+"""Metrics, calibration, the reject/review/approve policy and reports."""

@@ -1,0 +1,1 @@
+"""What screening services load: the MLflow pyfunc, packaging, registry, ONNX."""

@@ -1,0 +1,1 @@
+"""Text normalisation and text features that see through obfuscated brand names."""
