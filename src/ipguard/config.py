@@ -1,0 +1,55 @@
+"""Compose ipguard's Hydra configs from Python, exactly as the CLI does.
+
+Data scientists call :func:`compose` in a notebook and get the same config object that
+``ipguard-train`` builds, without ``@hydra.main`` and without touching the working directory.
+The configs ship inside the wheel (``ipguard/configs``), so this works for an installed package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def _register_resolvers() -> None:
+    # ``abspath`` makes tracking URIs and data folders independent of the current directory,
+    # which Jupyter kernels, DDP workers and Hydra multiruns all change in different ways.
+    if not OmegaConf.has_resolver("ipguard.abspath"):
+        OmegaConf.register_new_resolver(
+            "ipguard.abspath", lambda p: str(Path(str(p)).expanduser().resolve())
+        )
+
+
+_register_resolvers()
+
+
+def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
+    """Return the composed config ``config_name`` with Hydra-style ``overrides`` applied.
+
+    Only the Hydra search path is global state; it is set up and torn down here so a notebook
+    can call this any number of times.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def config_names(group: str) -> list[str]:
+    """Names a config group offers (``model`` -> ``["fusion", "image", ...]``), for discovery."""
+    folder = CONFIG_DIR / group
+    if not folder.is_dir():
+        raise ValueError(f"unknown config group {group!r}; groups: {sorted(_groups())}")
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _groups() -> list[str]:
+    return [p.name for p in CONFIG_DIR.iterdir() if p.is_dir()]

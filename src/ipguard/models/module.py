@@ -1,0 +1,149 @@
+"""The Lightning side shared by every ipguard classifier: loss, metrics, optimiser, predict.
+
+Subclasses build their own network from plain arguments (so ``load_from_checkpoint`` needs no
+Hydra) and implement :meth:`ListingClassifier.logits`. A batch is a dict (see
+``ipguard.data.datasets``): ``image``, ``image_present``, ``text``, ``tabular``, ``label``,
+``index``; each model reads the keys of its own modalities.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, BinaryF1Score
+
+from ipguard.models.losses import binary_loss
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {"auroc": BinaryAUROC(), "ap": BinaryAveragePrecision(), "f1": BinaryF1Score()},
+        prefix=prefix,
+    )
+
+
+class ListingClassifier(L.LightningModule):
+    """Base for image, text and fused listing classifiers (positive class: infringing)."""
+
+    #: inputs the model reads; the data module skips decoding images for text-only models
+    modalities: ClassVar[frozenset[str]] = frozenset()
+    #: registered model name its exports go to
+    registered_name: ClassVar[str] = "ipguard-listing"
+
+    def __init__(
+        self,
+        *,
+        lr: float = 1e-3,
+        head_lr: float | None = None,
+        weight_decay: float = 1e-4,
+        loss: str = "bce",
+        focal_gamma: float = 2.0,
+        pos_weight: float | None = None,
+        scheduler: str = "onecycle",
+        freeze_backbone_epochs: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_metrics = _metrics("train/")
+        self.val_metrics = _metrics("val/")
+        self.test_metrics = _metrics("test/")
+
+    # --- what subclasses provide -------------------------------------------------------------
+    @property
+    def network(self) -> nn.Module:
+        """The plain-torch network that export saves and serving rebuilds."""
+        raise NotImplementedError
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained at ``lr`` (the rest at ``head_lr``) and frozen at first."""
+        return []
+
+    def export_spec(self) -> dict[str, Any]:
+        """JSON description from which ``ipguard.export`` rebuilds :attr:`network`."""
+        raise NotImplementedError
+
+    # --- training loop -----------------------------------------------------------------------
+    def _step(self, batch: dict[str, Any], metrics: MetricCollection, stage: str) -> torch.Tensor:
+        logits = self.logits(batch)
+        labels = batch["label"].float()
+        loss = binary_loss(
+            logits,
+            labels,
+            kind=self.hparams.loss,
+            pos_weight=self.hparams.pos_weight,
+            focal_gamma=self.hparams.focal_gamma,
+        )
+        batch_size = labels.shape[0]
+        metrics.update(torch.sigmoid(logits.detach()), labels.long())
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        if "image_unusable" in batch:
+            self.log(
+                f"{stage}/images_unusable",
+                batch["image_unusable"].float().sum(),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+                batch_size=batch_size,
+                sync_dist=True,
+            )
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_metrics, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, self.test_metrics, "test")
+
+    def _log_epoch(self, metrics: MetricCollection) -> None:
+        # computed from states synced over all ranks, so DDP logs the whole split's value
+        self.log_dict(metrics.compute(), sync_dist=False)
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch(self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        return {"index": batch["index"], "score": torch.sigmoid(self.logits(batch))}
+
+    # --- backbone freezing and optimiser -----------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        frozen = self.current_epoch < self.hparams.freeze_backbone_epochs
+        for p in self.backbone_parameters():
+            p.requires_grad_(not frozen)
+
+    def configure_optimizers(self) -> Any:
+        backbone = self.backbone_parameters()
+        backbone_ids = {id(p) for p in backbone}
+        head = [p for p in self.parameters() if id(p) not in backbone_ids]
+        lr = self.hparams.lr
+        groups = [{"params": head, "lr": self.hparams.head_lr or lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": lr})
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.hparams.weight_decay)
+        if self.hparams.scheduler == "none":
+            return optimizer
+        if self.hparams.scheduler != "onecycle":
+            raise ValueError(f"unknown scheduler {self.hparams.scheduler!r}; use onecycle or none")
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[g["lr"] for g in groups],
+            total_steps=steps,
+            pct_start=0.1,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
