@@ -1,0 +1,260 @@
+"""Perceptual hashes survive re-encoding, bad files give None, and grouping is exact."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFile
+
+from ipguard.data.near_duplicates import (
+    connected_groups,
+    image_hash,
+    image_hashes,
+    near_duplicate_groups,
+)
+
+
+def _product_photo(seed: int) -> Image.Image:
+    """A smooth random picture: like a photo, its pHash barely moves when re-encoded."""
+    cells = np.random.default_rng(seed).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(cells).resize((128, 128), Image.Resampling.BICUBIC)
+
+
+def _distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _partition(labels) -> set[frozenset[int]]:
+    """Groups as sets of positions, so two labelings compare regardless of numbering."""
+    groups: dict[object, set[int]] = {}
+    for position, label in enumerate(labels):
+        groups.setdefault(label, set()).add(position)
+    return {frozenset(g) for g in groups.values()}
+
+
+def _brute_force_groups(hashes: list[str | None], max_distance: int) -> list[int]:
+    """Reference answer: compare every pair, join with a plain union-find."""
+    parent = list(range(len(hashes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in itertools.combinations(range(len(hashes)), 2):
+        a, b = hashes[i], hashes[j]
+        if a is not None and b is not None and _distance(a, b) <= max_distance:
+            parent[find(i)] = find(j)
+    return [find(i) for i in range(len(hashes))]
+
+
+def test_image_hash_is_64_bit_hex(tmp_path: Path) -> None:
+    path = tmp_path / "photo.png"
+    _product_photo(0).save(path)
+    digest = image_hash(path)
+    assert digest is not None
+    assert len(digest) == 16
+    int(digest, 16)  # parses as hex
+
+
+def test_resized_reencoded_copy_is_a_near_duplicate_and_other_photos_are_not(
+    tmp_path: Path,
+) -> None:
+    original = _product_photo(1)
+    original.save(tmp_path / "original.png")
+    original.resize((112, 112), Image.Resampling.BILINEAR).save(tmp_path / "copy.jpg", quality=85)
+    for seed in range(2, 6):
+        _product_photo(seed).save(tmp_path / f"other{seed}.png")
+
+    hashes = image_hashes(
+        [tmp_path / "original.png", tmp_path / "copy.jpg"]
+        + [tmp_path / f"other{seed}.png" for seed in range(2, 6)]
+    )
+
+    assert _distance(hashes[0], hashes[1]) <= 4
+    assert all(_distance(hashes[0], other) > 4 for other in hashes[2:])
+    groups = near_duplicate_groups(hashes, max_distance=4)
+    assert groups[0] == groups[1]
+    assert len(set(groups[2:].tolist()) | {groups[0]}) == 5
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,  # file does not exist
+        b"",
+        b"this is a text file, not an image",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,  # PNG signature, broken chunks
+        b"\xff\xd8\xff\xe0" + b"\x00" * 20,  # JPEG header, nothing after it
+    ],
+    ids=["missing", "empty", "text", "broken-png", "truncated-jpeg-header"],
+)
+def test_image_hash_returns_none_for_unreadable_files(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    path = tmp_path / "bad.png"
+    if content is not None:
+        path.write_bytes(content)
+    assert image_hash(path) is None
+
+
+def test_image_hash_returns_none_for_a_truncated_jpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pillow's default; another module switching it on globally would make half images decode.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    path = tmp_path / "photo.jpg"
+    _product_photo(7).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert image_hash(path) is None
+
+
+def test_image_hash_returns_none_for_a_directory(tmp_path: Path) -> None:
+    assert image_hash(tmp_path) is None
+
+
+def test_image_hashes_keeps_order_maps_none_to_none_and_threads_agree(tmp_path: Path) -> None:
+    paths: list[Path | None] = []
+    for seed in range(6):
+        path = tmp_path / f"{seed}.png"
+        _product_photo(seed).save(path)
+        paths.append(path)
+    paths.insert(2, None)
+    paths.append(tmp_path / "missing.png")
+
+    serial = image_hashes(paths)
+    threaded = image_hashes(paths, workers=3)
+
+    assert serial == threaded
+    assert serial[2] is None and serial[-1] is None
+    assert serial[3] == image_hash(paths[3])
+    assert len(set(h for h in serial if h is not None)) == 6
+
+
+def test_image_hashes_rejects_negative_workers() -> None:
+    with pytest.raises(ValueError, match="workers must be >= 0, found -1"):
+        image_hashes([], workers=-1)
+
+
+def test_missing_hashes_each_get_their_own_group() -> None:
+    same = "0f0f0f0f0f0f0f0f"
+    groups = near_duplicate_groups([None, same, None, same, float("nan")])
+    assert groups[1] == groups[3]
+    assert len({groups[0], groups[2], groups[4], groups[1]}) == 4
+
+
+def test_group_ids_count_up_in_order_of_first_appearance() -> None:
+    a, b = "0000000000000000", "ffffffffffffffff"
+    assert near_duplicate_groups([b, a, b, None, a]).tolist() == [0, 1, 0, 2, 1]
+
+
+def test_groups_are_transitive_through_a_chain_of_small_steps() -> None:
+    # Each hash is 3 bits from the next, so the ends are 9 bits apart yet share a group.
+    chain = [0, 0b111, 0b111111, 0b111111111]
+    groups = near_duplicate_groups([f"{v:016x}" for v in chain], max_distance=3)
+    assert len(set(groups.tolist())) == 1
+
+
+@pytest.mark.parametrize("max_distance", range(1, 11))
+def test_pairs_at_exactly_max_distance_with_differences_spread_over_all_bits_are_grouped(
+    max_distance: int,
+) -> None:
+    # The hardest case for band indexing: one differing bit in every stretch of 64/d bits, so
+    # only a pigeonhole with d + 1 bands still finds a band where the two hashes agree.
+    spread = sum(1 << int((i + 0.5) * 64 / max_distance) for i in range(max_distance))
+    for base in (0, 2**64 - 1, 0x5A5A5A5A5A5A5A5A):
+        pair = [f"{base:016x}", f"{base ^ spread:016x}"]
+        assert _distance(*pair) == max_distance
+        assert near_duplicate_groups(pair, max_distance=max_distance).tolist() == [0, 0]
+        assert near_duplicate_groups(pair, max_distance=max_distance - 1).tolist() == [0, 1]
+
+
+def test_malformed_hash_error_names_its_position_and_value() -> None:
+    with pytest.raises(ValueError, match=r"hashes\[1\].*16-digit hex.*'xyz'"):
+        near_duplicate_groups(["0000000000000000", "xyz"])
+    with pytest.raises(ValueError, match=r"hashes\[0\].*'zz00000000000000'"):
+        near_duplicate_groups(["zz00000000000000"])
+
+
+def test_negative_max_distance_is_rejected() -> None:
+    with pytest.raises(ValueError, match="max_distance must be >= 0, found -1"):
+        near_duplicate_groups(["0000000000000000"], max_distance=-1)
+
+
+def test_max_distance_of_64_puts_every_hash_in_one_group() -> None:
+    hashes = ["0000000000000000", "ffffffffffffffff", None]
+    groups = near_duplicate_groups(hashes, max_distance=64)
+    assert groups[0] == groups[1] != groups[2]
+
+
+@st.composite
+def _clustered_hashes(draw) -> list[str | None]:
+    """Hashes scattered around a few centres, so near pairs are common (random ones rarely are)."""
+    centres = draw(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=5))
+    items = draw(
+        st.lists(
+            st.one_of(
+                st.none(),
+                st.tuples(
+                    st.sampled_from(centres),
+                    st.lists(st.integers(0, 63), max_size=7),
+                ),
+            ),
+            max_size=40,
+        )
+    )
+    hashes: list[str | None] = []
+    for item in items:
+        if item is None:
+            hashes.append(None)
+            continue
+        value, flips = item
+        for bit in flips:
+            value ^= 1 << bit
+        hashes.append(f"{value:016x}")
+    return hashes
+
+
+@settings(max_examples=150, deadline=None)
+@given(hashes=_clustered_hashes(), max_distance=st.integers(0, 12))
+def test_near_duplicate_groups_match_brute_force(
+    hashes: list[str | None], max_distance: int
+) -> None:
+    fast = near_duplicate_groups(hashes, max_distance=max_distance)
+    assert _partition(fast.tolist()) == _partition(_brute_force_groups(hashes, max_distance))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    edges=st.lists(st.tuples(st.integers(0, 29), st.integers(0, 29)), max_size=40),
+)
+def test_connected_groups_match_a_graph_search(n: int, edges: list[tuple[int, int]]) -> None:
+    edges = [(a, b) for a, b in edges if a < n and b < n]
+    neighbours: dict[int, set[int]] = {i: set() for i in range(n)}
+    for a, b in edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    expected = [-1] * n
+    for start in range(n):
+        if expected[start] == -1:
+            stack = [start]
+            while stack:
+                node = stack.pop()
+                if expected[node] == -1:
+                    expected[node] = start
+                    stack.extend(neighbours[node])
+
+    left = np.array([a for a, _ in edges], dtype=np.int64)
+    right = np.array([b for _, b in edges], dtype=np.int64)
+    assert _partition(connected_groups(n, left, right).tolist()) == _partition(expected)
+
+
+def test_connected_groups_rejects_edges_outside_the_nodes() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        connected_groups(3, np.array([0]), np.array([3]))
