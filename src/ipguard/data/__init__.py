@@ -1,0 +1,1 @@
+"""Listing manifests, images, splits and the demo data: everything before a tensor."""
