@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
+from ipguard.data.images import DEFAULT_MAX_PIXELS, decode_image
 from ipguard.data.near_duplicates import (
     connected_groups,
     image_hash,
@@ -116,6 +118,56 @@ def test_image_hash_returns_none_for_a_truncated_jpeg(
 
 def test_image_hash_returns_none_for_a_directory(tmp_path: Path) -> None:
     assert image_hash(tmp_path) is None
+
+
+def test_exif_rotated_photo_matches_a_copy_with_the_rotation_baked_in(tmp_path: Path) -> None:
+    photo = _product_photo(8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    photo.save(tmp_path / "tagged.jpg", quality=95, exif=exif)
+    photo.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "baked.jpg", quality=95)
+    photo.save(tmp_path / "untagged.jpg", quality=95)
+
+    tagged, baked, untagged = image_hashes(
+        [tmp_path / "tagged.jpg", tmp_path / "baked.jpg", tmp_path / "untagged.jpg"]
+    )
+    assert _distance(tagged, baked) <= 2
+    assert _distance(tagged, untagged) > 4  # so the match above is the rotation being applied
+
+
+def test_transparent_cutout_matches_its_copy_flattened_on_white(tmp_path: Path) -> None:
+    cutout = Image.new("RGBA", (128, 128), (0, 0, 0, 0))
+    cutout.paste(_product_photo(9).resize((64, 96)), (32, 16))
+    cutout.save(tmp_path / "cutout.png")
+    flattened = Image.new("RGB", cutout.size, "white")
+    flattened.paste(cutout, mask=cutout)
+    flattened.save(tmp_path / "flattened.jpg", quality=90)
+    assert _distance(*image_hashes([tmp_path / "cutout.png", tmp_path / "flattened.jpg"])) <= 2
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "ICO", "PCX"])
+def test_image_hash_reads_exactly_the_formats_the_listing_decoder_reads(
+    tmp_path: Path, fmt: str
+) -> None:
+    path = tmp_path / f"photo.{fmt.lower()}"
+    _product_photo(10).resize((64, 64)).save(path, format=fmt)
+    assert (image_hash(path) is not None) == decode_image(path).ok
+
+
+def test_image_hash_returns_none_for_an_image_larger_than_the_models_accept(
+    tmp_path: Path,
+) -> None:
+    side = int(DEFAULT_MAX_PIXELS**0.5) + 1
+    path = tmp_path / "huge.png"
+    Image.new("1", (side, side)).save(path)
+    assert image_hash(path) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_image_hash_returns_none_for_a_named_pipe_instead_of_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+    assert image_hash(path) is None
 
 
 def test_image_hashes_keeps_order_maps_none_to_none_and_threads_agree(tmp_path: Path) -> None:

@@ -10,16 +10,19 @@ small Hamming distance of each other, found without comparing every pair.
 from __future__ import annotations
 
 import logging
-import struct
-import zlib
+import os
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageOps
+
+from ipguard.data.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "HASH_BITS",
@@ -41,31 +44,48 @@ _HEX_DIGITS = HASH_BITS // 4
 # requested size stays well above 32x32 so the hash is as stable as with a full decode.
 _DRAFT_SIZE = (128, 128)
 
-# Everything Pillow is known to raise for a missing, truncated or malformed file. Listed
-# explicitly (not `Exception`) so that a real bug in this module still surfaces.
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # missing file, permission, truncated data, UnidentifiedImageError
-    ValueError,
-    SyntaxError,  # Pillow's plugins raise it for corrupt headers ("broken PNG file")
-    EOFError,
-    struct.error,
-    zlib.error,
-    Image.DecompressionBombError,
-)
+# The photo formats ipguard.data.images decodes for the models (a test keeps the two in step).
+# Anything else (EPS would start Ghostscript on untrusted bytes) gets no hash.
+_PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+
+_WHITE = (255, 255, 255, 255)
 
 
 def image_hash(path: str | Path) -> str | None:
     """Return the 64-bit pHash of the image at ``path`` as 16 hex digits.
 
-    Returns None (and logs why at debug level) when the file is missing or cannot be decoded:
-    one bad photo among 200k listings must not stop a split, and callers count the Nones.
+    Returns None (and logs why at debug level) when the file is missing, not a regular file,
+    not a listing photo format, larger than the models accept, or cannot be decoded: one bad
+    photo among 200k listings must not stop a split, and callers count the Nones.
+
+    The hash is of the picture a viewer sees: EXIF rotation applied and transparency flattened
+    onto white, so a re-upload with the rotation or the white background baked in still matches.
     """
     try:
-        with Image.open(path) as img:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            logger.debug("no image hash for %s: not a regular file", path)
+            return None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        logger.debug("no image hash for %s: %s", path, exc)
+        return None
+    # Pillow's plugins raise a zoo of exception types on damaged or hostile files (OSError,
+    # SyntaxError, struct.error, IndexError, zlib.error, DecompressionBombError, ...). Only
+    # Pillow and imagehash run in this block, so any exception here means a bad image.
+    try:
+        with Image.open(path, formats=_available_photo_formats()) as img:
+            if img.width * img.height > DEFAULT_MAX_PIXELS:
+                logger.debug(
+                    "no image hash for %s: %dx%d pixels is more than %d",
+                    path,
+                    img.width,
+                    img.height,
+                    DEFAULT_MAX_PIXELS,
+                )
+                return None
             img.draft("L", _DRAFT_SIZE)
             img.load()
-            return str(imagehash.phash(img))
-    except _DECODE_ERRORS as exc:
+            return str(imagehash.phash(_as_seen(img)))
+    except Exception as exc:
         logger.debug("no image hash for %s: %s: %s", path, type(exc).__name__, exc)
         return None
 
@@ -151,6 +171,21 @@ def connected_groups(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
                 break
             parent = grandparent
     return _dense_in_order_of_appearance(parent)
+
+
+@cache
+def _available_photo_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(fmt for fmt in _PHOTO_FORMATS if fmt in Image.OPEN)
+
+
+def _as_seen(img: Image.Image) -> Image.Image:
+    """Apply EXIF rotation and flatten transparency onto white, as a browser would show it."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba)
+    return img
 
 
 def _parse_hashes(hashes: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
