@@ -1,0 +1,557 @@
+"""Train/val/test splits that do not leak, and the files that make them reproducible.
+
+A test AUROC means something only if the test listings are new to the model. Two kinds of
+leak make it look better than it is: a seller whose writing style and photos appear on both
+sides, and the same product photo reused across listings (often re-encoded or resized). So the
+default split keeps each *leakage group* -- sellers joined with near-duplicate images -- whole,
+while holding the infringing share roughly equal across splits. A time split answers a
+different question (how the model does on next month's listings) and is offered too; a plain
+random split exists only to show how much the leaks inflate a score.
+
+A split is saved as a ``listing_id,split`` CSV so a later run (or another team) can reuse it
+exactly, and :func:`leakage_report` checks any split for the leaks above.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from ipguard.data.near_duplicates import connected_groups, image_hashes, near_duplicate_groups
+
+__all__ = [
+    "SPLITS",
+    "LeakageReport",
+    "SplitConfig",
+    "assign_splits",
+    "leakage_report",
+    "load_splits",
+    "save_splits",
+]
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+_STRATEGIES = ("group", "time", "random")
+_POSITIVE_LABEL = "infringing"
+_EXAMPLES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How to split a manifest; validated on creation so a bad Hydra value fails early."""
+
+    strategy: Literal["group", "time", "random"] = "group"
+    """group: no seller or near-duplicate image in two splits. time: latest listings are the
+    test set. random: stratified by label but leaky, for comparison only."""
+    val_fraction: float = 0.15
+    """Share of rows wanted in val; met approximately because groups are kept whole."""
+    test_fraction: float = 0.15
+    """Share of rows wanted in test (for time: the latest share of listings)."""
+    seed: int = 0
+    """Same seed and data give the same split; ignored by the time strategy."""
+    group_column: str = "seller_id"
+    """Rows sharing a value here stay together; rows with no value are their own group."""
+    near_duplicates: bool = True
+    """Also keep together rows whose images are near-duplicates (group and time strategies)."""
+    max_hash_distance: int = 4
+    """Images whose 64-bit pHashes differ in at most this many bits count as duplicates."""
+    time_column: str = "listed_at"
+    """Timestamp column the time strategy orders by."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in _STRATEGIES:
+            raise ValueError(
+                f"SplitConfig.strategy: expected one of {_STRATEGIES}, found {self.strategy!r}"
+            )
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            if not 0 < value < 1:
+                raise ValueError(f"SplitConfig.{key}: expected a fraction in (0, 1), found {value}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "SplitConfig.val_fraction + SplitConfig.test_fraction: expected less than 1 so "
+                f"train keeps some rows, found {self.val_fraction} + {self.test_fraction} = "
+                f"{self.val_fraction + self.test_fraction}"
+            )
+        if not 0 <= self.max_hash_distance <= 64:
+            raise ValueError(
+                "SplitConfig.max_hash_distance: expected an int in [0, 64] (bits of a 64-bit "
+                f"pHash), found {self.max_hash_distance}"
+            )
+        for key in ("group_column", "time_column"):
+            if not getattr(self, key):
+                raise ValueError(f"SplitConfig.{key}: expected a column name, found an empty one")
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """Wanted shares of train, val and test, in the order of :data:`SPLITS`."""
+        return (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
+
+
+def assign_splits(
+    df: pd.DataFrame,
+    config: SplitConfig = SplitConfig(),
+    *,
+    root: str | Path | None = None,
+    hashes: Sequence[str | None] | None = None,
+) -> pd.Series:
+    """Return "train" / "val" / "test" per row, indexed like ``df``.
+
+    ``root`` is the manifest folder that ``image_path`` is relative to; it is needed only when
+    near-duplicates are on and ``hashes`` (one pHash or None per row, e.g. from
+    :func:`ipguard.data.near_duplicates.image_hashes` run once with many workers) is not given.
+    """
+    if len(df) == 0:
+        raise ValueError("assign_splits: the manifest has no rows to split")
+    if config.strategy == "random":
+        codes = _random_split(_strata(df), config)
+    elif config.strategy == "group":
+        groups = _leakage_groups(df, config, root=root, hashes=hashes)
+        codes = _stratified_group_split(groups, _strata(df), config)
+    else:
+        codes = _time_split(df, config, root=root, hashes=hashes)
+    _require_every_split(codes, config.strategy, len(df))
+    splits = pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=df.index, name="split")
+    logger.info(
+        "%s split of %d rows: %s",
+        config.strategy,
+        len(df),
+        ", ".join(f"{s}={(codes == i).sum()}" for i, s in enumerate(SPLITS)),
+    )
+    return splits
+
+
+def save_splits(path: str | Path, listing_ids: pd.Series, splits: pd.Series) -> Path:
+    """Write a ``listing_id,split`` CSV so a run can be reproduced on exactly this split."""
+    if len(listing_ids) != len(splits):
+        raise ValueError(
+            f"save_splits: expected one split per listing id, found {len(listing_ids)} ids "
+            f"and {len(splits)} splits"
+        )
+    if (
+        isinstance(listing_ids, pd.Series)
+        and isinstance(splits, pd.Series)
+        and not listing_ids.index.equals(splits.index)
+    ):
+        raise ValueError(
+            "save_splits: listing_ids and splits must share one index (rows of the same "
+            "manifest); found different indexes, so rows would be paired wrongly"
+        )
+    ids = pd.Series(np.asarray(listing_ids, dtype=object))
+    values = pd.Series(np.asarray(splits, dtype=object))
+    if ids.isna().any():
+        position = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise ValueError(f"save_splits: listing_id at position {position} is missing")
+    ids = ids.astype(str)
+    duplicated = ids[ids.duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(
+            f"save_splits: listing_id must be unique, found {len(duplicated)} repeated, "
+            f"e.g. {list(duplicated[:_EXAMPLES_SHOWN])}"
+        )
+    unknown = ~values.isin(SPLITS)
+    if unknown.any():
+        position = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise ValueError(
+            f"save_splits: expected splits in {SPLITS}, found {values.iloc[position]!r} for "
+            f"listing_id {ids.iloc[position]!r} ({int(unknown.sum())} such rows)"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"listing_id": ids, "split": values}).to_csv(path, index=False)
+    return path
+
+
+def load_splits(path: str | Path, df: pd.DataFrame) -> pd.Series:
+    """Re-apply a saved split to ``df`` by ``listing_id``, indexed like ``df``.
+
+    Every listing in ``df`` must be in the file: a listing with no saved split would otherwise
+    have to be guessed into one, which is how leaks creep back in. Saved ids that ``df`` lacks
+    are fine (a filtered manifest) and are logged.
+    """
+    path = Path(path)
+    saved = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(saved.columns[:2]) != ["listing_id", "split"]:
+        raise ValueError(
+            f"{path}: expected columns listing_id,split, found {','.join(map(str, saved.columns))}"
+        )
+    unknown = ~saved["split"].isin(SPLITS)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise ValueError(
+            f"{path}: line {row + 2}, column split: expected one of {SPLITS}, "
+            f"found {saved['split'].iloc[row]!r}"
+        )
+    repeated = saved["listing_id"][saved["listing_id"].duplicated()].unique()
+    if len(repeated):
+        raise ValueError(
+            f"{path}: column listing_id: expected unique ids, found {len(repeated)} repeated, "
+            f"e.g. {list(repeated[:_EXAMPLES_SHOWN])}"
+        )
+    if "listing_id" not in df.columns:
+        raise ValueError("load_splits: the manifest has no listing_id column to match splits by")
+
+    ids = df["listing_id"].astype(str)
+    lookup = pd.Series(saved["split"].to_numpy(), index=saved["listing_id"].to_numpy())
+    absent_from_file = ~ids.isin(lookup.index)
+    n_absent_from_df = int((~lookup.index.isin(ids)).sum())
+    if absent_from_file.any():
+        missing = ids[absent_from_file].tolist()
+        raise ValueError(
+            f"{path}: {len(missing)} listing ids of the manifest have no saved split, e.g. "
+            f"{missing[:_EXAMPLES_SHOWN]}; {n_absent_from_df} of the {len(lookup)} saved ids "
+            "are absent from the manifest. The split was made for different data: make a new one."
+        )
+    if n_absent_from_df:
+        logger.info(
+            "%s: %d of %d saved ids are not in this manifest (ignored)",
+            path,
+            n_absent_from_df,
+            len(lookup),
+        )
+    return pd.Series(ids.map(lookup).to_numpy(dtype=object), index=df.index, name="split")
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    """What leaks across a split, and whether the splits are comparable."""
+
+    sellers_crossing: int
+    """Sellers with listings in more than one split."""
+    duplicate_groups_crossing: int
+    """Near-duplicate image groups with members in more than one split."""
+    split_sizes: dict[str, int]
+    """Rows per split."""
+    infringing_share: dict[str, float]
+    """Share of labelled rows that are infringing, per split (NaN where none are labelled)."""
+
+    @property
+    def leaks(self) -> bool:
+        """True when any seller or duplicate image group spans splits."""
+        return self.sellers_crossing > 0 or self.duplicate_groups_crossing > 0
+
+
+def leakage_report(
+    df: pd.DataFrame,
+    splits: pd.Series,
+    *,
+    hashes: Sequence[str | None] | None = None,
+    root: str | Path | None = None,
+    max_hash_distance: int = 4,
+) -> LeakageReport:
+    """Count sellers and near-duplicate image groups that span splits.
+
+    Image duplicates are checked when ``hashes`` or ``root`` (the folder ``image_path`` is
+    relative to) is given; without either, ``duplicate_groups_crossing`` is 0 and a warning
+    says that images were not checked.
+    """
+    splits = _aligned_splits(df, splits)
+
+    sellers_crossing = 0
+    if "seller_id" in df.columns:
+        by_seller = pd.DataFrame({"seller": df["seller_id"], "split": splits}).dropna()
+        sellers_crossing = int((by_seller.groupby("seller")["split"].nunique() > 1).sum())
+
+    duplicate_groups_crossing = 0
+    if hashes is None and root is None and "image_path" in df.columns:
+        logger.warning(
+            "leakage_report: neither hashes nor root given, so near-duplicate images were not "
+            "checked (duplicate_groups_crossing=0 means 'not checked')"
+        )
+    else:
+        row_hashes = _manifest_hashes(df, root=root, hashes=hashes, caller="leakage_report")
+        groups = near_duplicate_groups(row_hashes, max_distance=max_hash_distance)
+        per_group = pd.DataFrame({"group": groups, "split": splits.to_numpy()})
+        duplicate_groups_crossing = int((per_group.groupby("group")["split"].nunique() > 1).sum())
+
+    split_sizes = {s: int((splits == s).sum()) for s in SPLITS}
+    infringing_share: dict[str, float] = {}
+    for s in SPLITS:
+        labels = df.loc[splits == s, "label"].dropna() if "label" in df.columns else []
+        share = float((labels == _POSITIVE_LABEL).mean()) if len(labels) else float("nan")
+        infringing_share[s] = share
+    return LeakageReport(
+        sellers_crossing=sellers_crossing,
+        duplicate_groups_crossing=duplicate_groups_crossing,
+        split_sizes=split_sizes,
+        infringing_share=infringing_share,
+    )
+
+
+# --- grouping -------------------------------------------------------------------------------
+
+
+def _leakage_groups(
+    df: pd.DataFrame,
+    config: SplitConfig,
+    *,
+    root: str | Path | None,
+    hashes: Sequence[str | None] | None,
+) -> np.ndarray:
+    """Group id per row: rows sharing a seller or a near-duplicate image, transitively."""
+    n = len(df)
+    left_parts: list[np.ndarray] = []
+    right_parts: list[np.ndarray] = []
+
+    if config.group_column in df.columns:
+        sellers, _ = pd.factorize(df[config.group_column])  # missing seller -> -1
+        left, right = _edges_to_first_member(sellers)
+        left_parts.append(left)
+        right_parts.append(right)
+    else:
+        logger.warning(
+            "%s split: column %r (SplitConfig.group_column) is absent, so listings are grouped "
+            "by near-duplicate images only",
+            config.strategy,
+            config.group_column,
+        )
+
+    if config.near_duplicates:
+        row_hashes = _manifest_hashes(
+            df, root=root, hashes=hashes, caller=f"{config.strategy} split"
+        )
+        duplicates = near_duplicate_groups(row_hashes, max_distance=config.max_hash_distance)
+        left, right = _edges_to_first_member(duplicates)
+        left_parts.append(left)
+        right_parts.append(right)
+
+    if not left_parts:
+        return np.arange(n)
+    return connected_groups(n, np.concatenate(left_parts), np.concatenate(right_parts))
+
+
+def _edges_to_first_member(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges joining each labelled row to the first row with its label (-1 = no label)."""
+    rows = np.flatnonzero(labels >= 0)
+    _, first, inverse = np.unique(labels[rows], return_index=True, return_inverse=True)
+    return rows[first][inverse.reshape(-1)], rows
+
+
+def _manifest_hashes(
+    df: pd.DataFrame,
+    *,
+    root: str | Path | None,
+    hashes: Sequence[str | None] | None,
+    caller: str,
+) -> list[str | None]:
+    """One pHash or None per row: the given ones, or computed from root / image_path."""
+    if hashes is not None:
+        if len(hashes) != len(df):
+            raise ValueError(
+                f"{caller}: expected one hash per manifest row ({len(df)}), "
+                f"found {len(hashes)} hashes"
+            )
+        return list(hashes)
+    if "image_path" not in df.columns:
+        logger.warning(
+            "%s: the manifest has no image_path column, so near-duplicate images cannot be "
+            "found; grouping by seller only",
+            caller,
+        )
+        return [None] * len(df)
+    if root is None:
+        raise ValueError(
+            f"{caller}: near-duplicate grouping needs image hashes: pass hashes=, or root= (the "
+            "manifest folder image_path is relative to), or set SplitConfig.near_duplicates=False"
+        )
+    root = Path(root)
+    paths = [
+        None if pd.isna(p) or str(p).strip() == "" else root / str(p) for p in df["image_path"]
+    ]
+    result = image_hashes(paths, workers=min(8, os.cpu_count() or 1))
+    unreadable = [str(p) for p, h in zip(paths, result, strict=True) if p is not None and h is None]
+    if unreadable:
+        logger.warning(
+            "%s: %d of %d images are missing or could not be decoded (e.g. %s); those rows get "
+            "no hash and are grouped by seller only",
+            caller,
+            len(unreadable),
+            sum(p is not None for p in paths),
+            unreadable[:_EXAMPLES_SHOWN],
+        )
+    return result
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+def _strata(df: pd.DataFrame) -> np.ndarray:
+    """Stratum code per row: the label (a missing label is a stratum of its own)."""
+    if "label" not in df.columns:
+        return np.zeros(len(df), dtype=np.int64)
+    codes, _ = pd.factorize(df["label"], use_na_sentinel=False)
+    return codes.astype(np.int64)
+
+
+def _stratified_group_split(
+    groups: np.ndarray, strata: np.ndarray, config: SplitConfig
+) -> np.ndarray:
+    """Split code per row, placing whole groups so each split's label mix matches its target.
+
+    Greedy: groups go largest first (ties in random order, which is what the seed changes),
+    each to the split where it most reduces the squared gap between achieved and wanted row
+    counts per label. Big groups are placed while there is room; the many small ones then
+    even out both the sizes and the infringing share.
+    """
+    n_groups = int(groups.max()) + 1
+    if n_groups < len(SPLITS):
+        raise ValueError(
+            f"group split: need at least {len(SPLITS)} leakage groups (sellers joined with "
+            f"near-duplicate images) to fill {', '.join(SPLITS)}, found {n_groups} in "
+            f"{len(groups)} rows. Add listings from more sellers, set "
+            "SplitConfig.near_duplicates=False, or use strategy='time'."
+        )
+    n_strata = int(strata.max()) + 1
+    counts = np.zeros((n_groups, n_strata), dtype=np.int64)
+    np.add.at(counts, (groups, strata), 1)
+    wanted = np.outer(config.fractions, counts.sum(axis=0))
+
+    rng = np.random.default_rng(config.seed)
+    shuffled = rng.permutation(n_groups)
+    order = shuffled[np.argsort(-counts.sum(axis=1)[shuffled], kind="stable")]
+
+    # Plain Python floats: with 2-3 labels and up to ~1e5 groups, per-call numpy overhead
+    # would dominate the loop.
+    gap = (-wanted).tolist()  # achieved - wanted, per split and label
+    group_counts = counts.tolist()
+    split_of_group = np.empty(n_groups, dtype=np.int64)
+    for g in order.tolist():
+        x = group_counts[g]
+        best, best_cost = 0, float("inf")
+        for s, gap_s in enumerate(gap):
+            cost = sum(xc * (2 * gc + xc) for xc, gc in zip(x, gap_s, strict=True) if xc)
+            if cost < best_cost:
+                best, best_cost = s, cost
+        split_of_group[g] = best
+        gap[best] = [gc + xc for gc, xc in zip(gap[best], x, strict=True)]
+    return split_of_group[groups]
+
+
+def _random_split(strata: np.ndarray, config: SplitConfig) -> np.ndarray:
+    """Split code per row, shuffled within each label so the label mix matches."""
+    rng = np.random.default_rng(config.seed)
+    codes = np.zeros(len(strata), dtype=np.int64)
+    for stratum in range(int(strata.max()) + 1):
+        rows = rng.permutation(np.flatnonzero(strata == stratum))
+        n_test = round(len(rows) * config.test_fraction)
+        n_val = round(len(rows) * config.val_fraction)
+        codes[rows[:n_test]] = 2
+        codes[rows[n_test : n_test + n_val]] = 1
+    return codes
+
+
+def _time_split(
+    df: pd.DataFrame,
+    config: SplitConfig,
+    *,
+    root: str | Path | None,
+    hashes: Sequence[str | None] | None,
+) -> np.ndarray:
+    """Split code per row: the latest listings are test, the ones before them val.
+
+    A seller or duplicate image group that straddles a cut moves entirely to its latest split:
+    moving it earlier would put future listings into training.
+    """
+    times = _parse_times(df, config.time_column)
+    n = len(df)
+    n_test = max(1, round(n * config.test_fraction))
+    n_val = max(1, round(n * config.val_fraction))
+    if n_test + n_val >= n:
+        raise ValueError(
+            f"time split: {n} rows are too few for val_fraction={config.val_fraction} and "
+            f"test_fraction={config.test_fraction} to leave any rows for train"
+        )
+    order = np.argsort(times, kind="stable")
+    codes = np.zeros(n, dtype=np.int64)
+    codes[order[n - n_test :]] = 2
+    codes[order[n - n_test - n_val : n - n_test]] = 1
+
+    groups = _leakage_groups(df, config, root=root, hashes=hashes)
+    latest = np.zeros(int(groups.max()) + 1, dtype=np.int64)
+    np.maximum.at(latest, groups, codes)
+    moved = latest[groups] != codes
+    if moved.any():
+        logger.warning(
+            "time split: moved %d rows in %d seller/duplicate-image groups to a later split so "
+            "no group straddles splits; sizes by time alone were %s, now %s",
+            int(moved.sum()),
+            len(np.unique(groups[moved])),
+            _sizes(codes),
+            _sizes(latest[groups]),
+        )
+    return latest[groups]
+
+
+def _parse_times(df: pd.DataFrame, column: str) -> np.ndarray:
+    """Timestamps of ``column`` as int64 nanoseconds (UTC), or an error naming bad rows."""
+    if column not in df.columns:
+        raise ValueError(
+            f"time split: column {column!r} (SplitConfig.time_column) is absent; "
+            f"found columns {list(df.columns)}"
+        )
+    raw = df[column]
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        raise ValueError(
+            f"time split: column {column!r}: expected ISO-8601 timestamps or datetimes, "
+            f"found numbers (dtype {raw.dtype})"
+        )
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+        parsed = raw
+    else:
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"time split: column {column!r}: expected ISO-8601 timestamps, found {int(bad.sum())} "
+            f"missing or unparsable values, first at row {df.index[first]!r}: "
+            f"{raw.iloc[first]!r}"
+        )
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _require_every_split(codes: np.ndarray, strategy: str, n_rows: int) -> None:
+    """Fail loudly rather than hand back a split with an empty val or test set."""
+    empty = [s for i, s in enumerate(SPLITS) if not (codes == i).any()]
+    if empty:
+        raise ValueError(
+            f"{strategy} split: {', '.join(empty)} got no rows out of {n_rows} "
+            f"(sizes {_sizes(codes)}); there are too few rows or groups for these fractions"
+        )
+
+
+def _sizes(codes: np.ndarray) -> dict[str, int]:
+    return {s: int((codes == i).sum()) for i, s in enumerate(SPLITS)}
+
+
+def _aligned_splits(df: pd.DataFrame, splits: pd.Series) -> pd.Series:
+    """``splits`` reordered to ``df``'s index, with an error for rows or values that don't fit."""
+    if not splits.index.equals(df.index):
+        if splits.index.has_duplicates or not splits.index.isin(df.index).all():
+            raise ValueError(
+                "leakage_report: splits must be indexed like the manifest (one value per row)"
+            )
+        splits = splits.reindex(df.index)
+    missing = splits.isna().to_numpy()
+    unknown = ~splits.isin(SPLITS).to_numpy()
+    if unknown.any():
+        first = int(np.flatnonzero(unknown)[0])
+        found = "no split" if missing[first] else repr(splits.iloc[first])
+        raise ValueError(
+            f"leakage_report: expected a split in {SPLITS} for every row, found {found} at row "
+            f"{df.index[first]!r} ({int(unknown.sum())} such rows)"
+        )
+    return splits

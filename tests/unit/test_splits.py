@@ -1,0 +1,436 @@
+"""Splits keep sellers and copied photos on one side, stay balanced, and reload exactly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from ipguard.data.near_duplicates import image_hashes
+from ipguard.data.splits import (
+    SPLITS,
+    SplitConfig,
+    assign_splits,
+    leakage_report,
+    load_splits,
+    save_splits,
+)
+
+
+@dataclass
+class Marketplace:
+    df: pd.DataFrame
+    root: Path
+    copied: list[tuple[int, int]]
+    """(row of an original photo, row of another seller's resized, re-encoded copy of it)."""
+    hashes: list[str | None]
+    """pHash per row, computed once so most tests skip re-reading the images."""
+
+
+def _product_photo(rng: np.random.Generator) -> Image.Image:
+    """A smooth random picture: like a photo, its pHash barely moves when re-encoded."""
+    cells = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    return Image.fromarray(cells).resize((128, 128), Image.Resampling.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def marketplace(tmp_path_factory: pytest.TempPathFactory) -> Marketplace:
+    """40 sellers with 2-6 listings each (a third of them counterfeiters), a few listings with
+    no seller, and 12 listings that reuse another seller's photo, resized and re-encoded."""
+    root = tmp_path_factory.mktemp("manifest")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(7)
+    rows: list[dict[str, object]] = []
+    for seller in range(40):
+        label = "infringing" if seller % 3 == 0 else "genuine"
+        for _ in range(int(rng.integers(2, 7))):
+            rows.append({"seller_id": f"s{seller:02d}", "label": label})
+    for _ in range(8):
+        rows.append({"seller_id": None, "label": str(rng.choice(["genuine", "infringing"]))})
+
+    copied: list[tuple[int, int]] = []
+    copy_rows = rng.choice(len(rows), size=12, replace=False)
+    for i, row in enumerate(rows):
+        row["listing_id"] = f"L{i:04d}"
+        row["listed_at"] = (
+            pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=int(rng.integers(0, 500_000)))
+        ).isoformat()
+        if i in copy_rows:
+            continue
+        row["image_path"] = f"images/{i}.png"
+        _product_photo(rng).save(root / row["image_path"])
+    for i in copy_rows:
+        seller = rows[i]["seller_id"]
+        original = next(
+            j
+            for j in rng.permutation(len(rows))
+            if j not in copy_rows and rows[j]["seller_id"] != seller
+        )
+        photo = Image.open(root / rows[original]["image_path"])
+        rows[i]["image_path"] = f"images/{i}.jpg"
+        photo.resize((112, 112), Image.Resampling.BILINEAR).save(
+            root / rows[i]["image_path"], quality=85
+        )
+        copied.append((int(original), int(i)))
+    df = pd.DataFrame(rows)[["listing_id", "seller_id", "image_path", "listed_at", "label"]]
+    hashes = image_hashes([root / p for p in df["image_path"]])
+    return Marketplace(df=df, root=root, copied=copied, hashes=hashes)
+
+
+# --- group split ----------------------------------------------------------------------------
+
+
+def test_group_split_keeps_every_seller_in_one_split(marketplace: Marketplace) -> None:
+    splits = assign_splits(marketplace.df, hashes=marketplace.hashes)
+    per_seller = splits.groupby(marketplace.df["seller_id"]).nunique()
+    assert (per_seller == 1).all()
+    assert set(splits) == set(SPLITS)
+
+
+def test_group_split_keeps_a_resized_reencoded_photo_with_its_original(
+    marketplace: Marketplace,
+) -> None:
+    splits = assign_splits(marketplace.df, root=marketplace.root)
+    for original, copy in marketplace.copied:
+        assert splits.iloc[original] == splits.iloc[copy], (original, copy)
+    report = leakage_report(marketplace.df, splits, root=marketplace.root)
+    assert report.sellers_crossing == 0
+    assert report.duplicate_groups_crossing == 0
+    assert not report.leaks
+
+
+def test_random_split_leaks_sellers_and_copied_photos_on_the_same_data(
+    marketplace: Marketplace,
+) -> None:
+    splits = assign_splits(marketplace.df, SplitConfig(strategy="random"))
+    report = leakage_report(marketplace.df, splits, hashes=marketplace.hashes)
+    assert report.sellers_crossing > 0
+    assert report.duplicate_groups_crossing > 0
+    assert report.leaks
+
+
+def test_group_split_without_near_duplicates_lets_copied_photos_cross(
+    marketplace: Marketplace,
+) -> None:
+    # Shows the image grouping is what keeps the copies together above, not luck.
+    crossing = [
+        leakage_report(
+            marketplace.df,
+            assign_splits(marketplace.df, SplitConfig(near_duplicates=False, seed=seed)),
+            hashes=marketplace.hashes,
+        ).duplicate_groups_crossing
+        for seed in range(3)
+    ]
+    assert max(crossing) > 0
+
+
+def test_group_split_keeps_infringing_share_and_sizes_close_to_targets(
+    marketplace: Marketplace,
+) -> None:
+    # Sellers are all-infringing or all-genuine, so a split that ignored labels would drift
+    # far from the overall share for some seed.
+    n = len(marketplace.df)
+    overall = (marketplace.df["label"] == "infringing").mean()
+    for seed in range(5):
+        config = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=seed)
+        splits = assign_splits(marketplace.df, config, hashes=marketplace.hashes)
+        report = leakage_report(marketplace.df, splits, hashes=marketplace.hashes)
+        wanted = dict(zip(SPLITS, config.fractions, strict=True))
+        for split in SPLITS:
+            assert abs(report.infringing_share[split] - overall) < 0.05, (seed, report)
+            assert abs(report.split_sizes[split] / n - wanted[split]) < 0.05, (seed, report)
+        assert sum(report.split_sizes.values()) == n
+
+
+def test_group_split_is_deterministic_for_a_seed_and_changes_with_it(
+    marketplace: Marketplace,
+) -> None:
+    hashes = marketplace.hashes
+    first = assign_splits(marketplace.df, SplitConfig(seed=11), hashes=hashes)
+    again = assign_splits(marketplace.df, SplitConfig(seed=11), hashes=hashes)
+    others = [assign_splits(marketplace.df, SplitConfig(seed=s), hashes=hashes) for s in (12, 13)]
+    assert first.equals(again)
+    assert any(not first.equals(other) for other in others)
+
+
+def test_given_hashes_give_the_same_split_as_hashing_from_root(marketplace: Marketplace) -> None:
+    from_root = assign_splits(marketplace.df, root=marketplace.root)
+    from_hashes = assign_splits(marketplace.df, hashes=marketplace.hashes)
+    assert from_root.equals(from_hashes)
+
+
+def test_split_is_indexed_like_the_manifest(marketplace: Marketplace) -> None:
+    df = marketplace.df.set_index(marketplace.df.index * 10 + 5)
+    splits = assign_splits(df, SplitConfig(near_duplicates=False))
+    assert splits.index.equals(df.index)
+    assert splits.name == "split"
+
+
+def test_rows_without_a_seller_are_not_lumped_into_one_group() -> None:
+    df = pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(40)],
+            "seller_id": [None] * 40,
+            "label": ["genuine", "infringing"] * 20,
+        }
+    )
+    splits = assign_splits(df, SplitConfig(near_duplicates=False))
+    assert splits.nunique() == 3
+
+
+def test_unreadable_and_missing_images_are_split_by_seller_and_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    df = pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(12)],
+            "seller_id": [f"s{i // 2}" for i in range(12)],
+            "image_path": ["broken.png", "gone.png", None] + [""] * 9,
+            "label": ["genuine", "infringing"] * 6,
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        splits = assign_splits(df, root=tmp_path)
+    assert (splits.groupby(df["seller_id"]).nunique() == 1).all()
+    assert "2 of 2 images are missing or could not be decoded" in caplog.text
+
+
+def test_group_split_needs_hashes_or_root_when_near_duplicates_are_on(
+    marketplace: Marketplace,
+) -> None:
+    with pytest.raises(ValueError, match=r"root=.*near_duplicates=False"):
+        assign_splits(marketplace.df)
+
+
+def test_hashes_of_the_wrong_length_are_rejected(marketplace: Marketplace) -> None:
+    with pytest.raises(ValueError, match=rf"one hash per manifest row \({len(marketplace.df)}\)"):
+        assign_splits(marketplace.df, hashes=[None, None])
+
+
+def test_too_few_sellers_for_three_splits_is_a_clear_error() -> None:
+    df = pd.DataFrame(
+        {
+            "listing_id": ["a", "b", "c", "d"],
+            "seller_id": ["s1", "s1", "s2", "s2"],
+            "label": ["genuine", "infringing"] * 2,
+        }
+    )
+    with pytest.raises(ValueError, match=r"at least 3 leakage groups.*found 2"):
+        assign_splits(df, SplitConfig(near_duplicates=False))
+
+
+def test_empty_manifest_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no rows"):
+        assign_splits(pd.DataFrame({"listing_id": []}), SplitConfig(near_duplicates=False))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"val_fraction": 0.0}, r"SplitConfig.val_fraction: expected a fraction in \(0, 1\)"),
+        ({"test_fraction": 1.2}, r"SplitConfig.test_fraction: .*found 1.2"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "less than 1 so train keeps some rows"),
+        ({"strategy": "stratified"}, "SplitConfig.strategy: .*'stratified'"),
+        ({"max_hash_distance": -1}, "SplitConfig.max_hash_distance"),
+        ({"group_column": ""}, "SplitConfig.group_column"),
+    ],
+)
+def test_split_config_rejects_bad_values_naming_the_key(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SplitConfig(**kwargs)
+
+
+# --- random split ---------------------------------------------------------------------------
+
+
+def test_random_split_is_stratified_by_label() -> None:
+    df = pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(400)],
+            "label": ["infringing"] * 100 + ["genuine"] * 300,
+        }
+    )
+    splits = assign_splits(df, SplitConfig(strategy="random", seed=5))
+    report = leakage_report(df, splits)
+    assert report.split_sizes == {"train": 280, "val": 60, "test": 60}
+    assert all(abs(share - 0.25) < 0.01 for share in report.infringing_share.values())
+
+
+# --- time split -----------------------------------------------------------------------------
+
+
+def _timeline(n: int) -> pd.DataFrame:
+    """One listing per day in shuffled row order, each by a different seller."""
+    days = np.random.default_rng(0).permutation(n)
+    return pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(n)],
+            "seller_id": [f"s{i}" for i in range(n)],
+            "listed_at": [(pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(d))) for d in days],
+            "label": ["genuine", "infringing"] * (n // 2),
+        }
+    )
+
+
+def test_time_split_puts_the_latest_listings_in_test_and_the_ones_before_in_val() -> None:
+    df = _timeline(100)
+    splits = assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+    times = pd.to_datetime(df["listed_at"])
+    assert splits.value_counts().to_dict() == {"train": 70, "val": 15, "test": 15}
+    assert times[splits == "train"].max() < times[splits == "val"].min()
+    assert times[splits == "val"].max() < times[splits == "test"].min()
+
+
+def test_time_split_moves_straddling_sellers_and_copied_photos_to_their_latest_split(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = _timeline(100)
+    order = df["listed_at"].sort_values().index
+    earliest, latest, in_train, in_val = order[0], order[-1], order[10], order[80]
+    df.loc[[earliest, latest], "seller_id"] = "spans-everything"
+    hashes: list[str | None] = [None] * len(df)
+    hashes[in_train] = hashes[in_val] = "00ff00ff00ff00ff"
+
+    with caplog.at_level(logging.WARNING):
+        splits = assign_splits(df, SplitConfig(strategy="time"), hashes=hashes)
+
+    assert splits[earliest] == "test" and splits[latest] == "test"
+    assert splits[in_train] == "val" and splits[in_val] == "val"
+    assert "moved 2 rows in 2 seller/duplicate-image groups" in caplog.text
+    assert not leakage_report(df, splits, hashes=hashes).leaks
+
+
+def test_time_split_accepts_iso_strings_with_mixed_time_zones() -> None:
+    df = _timeline(20)
+    df["listed_at"] = [t.isoformat() for t in df["listed_at"]]
+    df.loc[0, "listed_at"] = "2030-01-01T00:00:00+05:00"
+    splits = assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+    assert splits[0] == "test"
+
+
+def test_time_split_without_the_time_column_names_it() -> None:
+    df = _timeline(20).drop(columns="listed_at")
+    with pytest.raises(ValueError, match=r"'listed_at' .*SplitConfig.time_column.* absent"):
+        assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+
+
+def test_time_split_with_an_unparsable_timestamp_names_column_and_row() -> None:
+    df = _timeline(20)
+    df["listed_at"] = df["listed_at"].astype(str)
+    df.loc[7, "listed_at"] = "last tuesday"
+    with pytest.raises(
+        ValueError, match=r"'listed_at'.*1 missing or unparsable.*row 7: 'last tuesday'"
+    ):
+        assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+
+
+def test_time_split_rejects_numbers_as_timestamps() -> None:
+    df = _timeline(20)
+    df["listed_at"] = np.arange(20)
+    with pytest.raises(ValueError, match=r"'listed_at'.*found numbers"):
+        assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+
+
+def test_time_split_that_would_leave_a_split_empty_is_an_error() -> None:
+    df = _timeline(20)
+    df["seller_id"] = "one-seller"
+    with pytest.raises(ValueError, match="train, val got no rows"):
+        assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+
+
+# --- saving and loading ---------------------------------------------------------------------
+
+
+def test_saved_split_reloads_onto_a_reordered_manifest(
+    marketplace: Marketplace, tmp_path: Path
+) -> None:
+    df = marketplace.df
+    splits = assign_splits(df, SplitConfig(near_duplicates=False))
+    path = save_splits(tmp_path / "nested" / "splits.csv", df["listing_id"], splits)
+    assert path.read_text().splitlines()[0] == "listing_id,split"
+
+    shuffled = df.sample(frac=1.0, random_state=1)
+    reloaded = load_splits(path, shuffled)
+    assert reloaded.index.equals(shuffled.index)
+    assert reloaded.equals(splits.reindex(shuffled.index))
+
+
+def test_saved_split_reloads_onto_a_subset_and_numeric_ids(tmp_path: Path) -> None:
+    df = pd.DataFrame({"listing_id": [101, 102, 103, 104]})
+    splits = pd.Series(["train", "val", "test", "train"])
+    path = save_splits(tmp_path / "splits.csv", df["listing_id"], splits)
+    reloaded = load_splits(path, df.iloc[[3, 1]])
+    assert reloaded.tolist() == ["train", "val"]
+
+
+def test_loading_onto_unknown_listings_names_them_and_counts_both_sides(tmp_path: Path) -> None:
+    saved = pd.DataFrame({"listing_id": ["a", "b", "c"]})
+    path = save_splits(
+        tmp_path / "splits.csv", saved["listing_id"], pd.Series(["train", "val", "test"])
+    )
+    df = pd.DataFrame({"listing_id": ["a", "x", "y"]})
+    with pytest.raises(ValueError) as error:
+        load_splits(path, df)
+    message = str(error.value)
+    assert "2 listing ids" in message and "'x'" in message and "'y'" in message
+    assert "2 of the 3 saved ids are absent" in message
+
+
+def test_loading_a_file_with_an_unknown_split_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "splits.csv"
+    path.write_text("listing_id,split\na,train\nb,holdout\n")
+    with pytest.raises(ValueError, match=r"line 3, column split: .*'holdout'"):
+        load_splits(path, pd.DataFrame({"listing_id": ["a", "b"]}))
+
+
+def test_saving_rejects_repeated_ids_and_unknown_splits(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unique.*'a'"):
+        save_splits(tmp_path / "s.csv", pd.Series(["a", "a"]), pd.Series(["train", "val"]))
+    with pytest.raises(ValueError, match="'dev' for listing_id 'b'"):
+        save_splits(tmp_path / "s.csv", pd.Series(["a", "b"]), pd.Series(["train", "dev"]))
+
+
+# --- leakage report -------------------------------------------------------------------------
+
+
+def test_leakage_report_counts_crossings_sizes_and_shares() -> None:
+    df = pd.DataFrame(
+        {
+            "listing_id": list("abcdef"),
+            "seller_id": ["s1", "s1", "s2", "s2", "s3", None],
+            "label": ["infringing", "genuine", "genuine", "genuine", "infringing", "genuine"],
+        }
+    )
+    splits = pd.Series(["train", "test", "val", "val", "test", "train"])
+    hashes = ["ffff0000ffff0000", None, "ffff0000ffff0001", None, "ffff0000ffff0000", None]
+
+    report = leakage_report(df, splits, hashes=hashes)
+
+    assert report.sellers_crossing == 1  # s1
+    assert report.duplicate_groups_crossing == 1  # rows a, c and e share a photo
+    assert report.split_sizes == {"train": 2, "val": 2, "test": 2}
+    assert report.infringing_share == {"train": 0.5, "val": 0.0, "test": 0.5}
+
+
+def test_leakage_report_without_hashes_or_root_warns_that_images_were_not_checked(
+    marketplace: Marketplace, caplog: pytest.LogCaptureFixture
+) -> None:
+    splits = assign_splits(marketplace.df, SplitConfig(strategy="random"))
+    with caplog.at_level(logging.WARNING):
+        report = leakage_report(marketplace.df, splits)
+    assert report.duplicate_groups_crossing == 0
+    assert "not checked" in caplog.text
+
+
+def test_leakage_report_rejects_splits_that_do_not_cover_the_manifest() -> None:
+    df = pd.DataFrame({"listing_id": ["a", "b", "c"]})
+    with pytest.raises(ValueError, match="found 'dev' at row 1"):
+        leakage_report(df, pd.Series(["train", "dev", "test"]))
+    with pytest.raises(ValueError, match="found no split at row 2"):
+        leakage_report(df, pd.Series(["train", "val"], index=[0, 1]))
