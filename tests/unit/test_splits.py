@@ -201,6 +201,44 @@ def test_unreadable_and_missing_images_are_split_by_seller_and_warned_about(
     assert "2 of 2 images are missing or could not be decoded" in caplog.text
 
 
+def test_group_split_warns_when_one_huge_group_pushes_sizes_off_target(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sellers = ["big"] * 80 + [f"s{i}" for i in range(20)]
+    df = pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(100)],
+            "seller_id": sellers,
+            "label": ["genuine", "infringing"] * 50,
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        splits = assign_splits(df, SplitConfig(near_duplicates=False))
+    assert (splits[:80] == splits[0]).all()
+    assert "largest group has 80 of 100 rows" in caplog.text
+
+
+def test_group_split_close_to_target_does_not_warn(
+    marketplace: Marketplace, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assign_splits(marketplace.df, hashes=marketplace.hashes)
+    assert "far from the wanted share" not in caplog.text
+
+
+def test_manifest_without_sellers_or_images_still_splits_and_says_what_it_could_not_group(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = pd.DataFrame(
+        {"listing_id": [f"L{i}" for i in range(30)], "label": ["genuine", "infringing"] * 15}
+    )
+    with caplog.at_level(logging.WARNING):
+        splits = assign_splits(df)
+    assert splits.nunique() == 3
+    assert "'seller_id' (SplitConfig.group_column) is absent" in caplog.text
+    assert "no image_path column" in caplog.text
+
+
 def test_group_split_needs_hashes_or_root_when_near_duplicates_are_on(
     marketplace: Marketplace,
 ) -> None:
@@ -238,7 +276,8 @@ def test_empty_manifest_is_a_clear_error() -> None:
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "less than 1 so train keeps some rows"),
         ({"strategy": "stratified"}, "SplitConfig.strategy: .*'stratified'"),
         ({"max_hash_distance": -1}, "SplitConfig.max_hash_distance"),
-        ({"group_column": ""}, "SplitConfig.group_column"),
+        ({"group_column": ""}, "SplitConfig.group_column: expected a column name or None"),
+        ({"time_column": ""}, "SplitConfig.time_column"),
     ],
 )
 def test_split_config_rejects_bad_values_naming_the_key(kwargs: dict, message: str) -> None:
@@ -304,6 +343,20 @@ def test_time_split_moves_straddling_sellers_and_copied_photos_to_their_latest_s
     assert splits[in_train] == "val" and splits[in_val] == "val"
     assert "moved 2 rows in 2 seller/duplicate-image groups" in caplog.text
     assert not leakage_report(df, splits, hashes=hashes).leaks
+
+
+def test_time_split_without_seller_grouping_keeps_time_order_but_still_groups_images() -> None:
+    df = _timeline(100)
+    order = df["listed_at"].sort_values().index
+    df.loc[[order[0], order[-1]], "seller_id"] = "spans-everything"
+    hashes: list[str | None] = [None] * len(df)
+    hashes[order[10]] = hashes[order[80]] = "00ff00ff00ff00ff"
+
+    splits = assign_splits(df, SplitConfig(strategy="time", group_column=None), hashes=hashes)
+
+    assert splits[order[0]] == "train" and splits[order[-1]] == "test"
+    assert splits[order[10]] == splits[order[80]] == "val"
+    assert leakage_report(df, splits, hashes=hashes).sellers_crossing == 1
 
 
 def test_time_split_accepts_iso_strings_with_mixed_time_zones() -> None:

@@ -57,8 +57,9 @@ class SplitConfig:
     """Share of rows wanted in test (for time: the latest share of listings)."""
     seed: int = 0
     """Same seed and data give the same split; ignored by the time strategy."""
-    group_column: str = "seller_id"
-    """Rows sharing a value here stay together; rows with no value are their own group."""
+    group_column: str | None = "seller_id"
+    """Rows sharing a value here stay together; rows with no value are their own group.
+    None groups by near-duplicate images only."""
     near_duplicates: bool = True
     """Also keep together rows whose images are near-duplicates (group and time strategies)."""
     max_hash_distance: int = 4
@@ -86,9 +87,10 @@ class SplitConfig:
                 "SplitConfig.max_hash_distance: expected an int in [0, 64] (bits of a 64-bit "
                 f"pHash), found {self.max_hash_distance}"
             )
-        for key in ("group_column", "time_column"):
-            if not getattr(self, key):
-                raise ValueError(f"SplitConfig.{key}: expected a column name, found an empty one")
+        if self.group_column is not None and not self.group_column:
+            raise ValueError("SplitConfig.group_column: expected a column name or None, found ''")
+        if not self.time_column:
+            raise ValueError("SplitConfig.time_column: expected a column name, found ''")
 
     @property
     def fractions(self) -> tuple[float, float, float]:
@@ -117,8 +119,12 @@ def assign_splits(
         groups = _leakage_groups(df, config, root=root, hashes=hashes)
         codes = _stratified_group_split(groups, _strata(df), config)
     else:
-        codes = _time_split(df, config, root=root, hashes=hashes)
+        times = _parse_times(df, config.time_column)  # before hashing: fail fast
+        groups = _leakage_groups(df, config, root=root, hashes=hashes)
+        codes = _time_split(times, groups, config)
     _require_every_split(codes, config.strategy, len(df))
+    if config.strategy != "random":
+        _warn_if_far_from_fractions(codes, groups, config)
     splits = pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=df.index, name="split")
     logger.info(
         "%s split of %d rows: %s",
@@ -301,17 +307,18 @@ def _leakage_groups(
     left_parts: list[np.ndarray] = []
     right_parts: list[np.ndarray] = []
 
-    if config.group_column in df.columns:
-        sellers, _ = pd.factorize(df[config.group_column])  # missing seller -> -1
+    column = config.group_column
+    if column is not None and column in df.columns:
+        sellers, _ = pd.factorize(df[column])  # missing seller -> -1
         left, right = _edges_to_first_member(sellers)
         left_parts.append(left)
         right_parts.append(right)
-    else:
+    elif column is not None:
         logger.warning(
             "%s split: column %r (SplitConfig.group_column) is absent, so listings are grouped "
             "by near-duplicate images only",
             config.strategy,
-            config.group_column,
+            column,
         )
 
     if config.near_duplicates:
@@ -448,20 +455,15 @@ def _random_split(strata: np.ndarray, config: SplitConfig) -> np.ndarray:
     return codes
 
 
-def _time_split(
-    df: pd.DataFrame,
-    config: SplitConfig,
-    *,
-    root: str | Path | None,
-    hashes: Sequence[str | None] | None,
-) -> np.ndarray:
+def _time_split(times: np.ndarray, groups: np.ndarray, config: SplitConfig) -> np.ndarray:
     """Split code per row: the latest listings are test, the ones before them val.
 
     A seller or duplicate image group that straddles a cut moves entirely to its latest split:
-    moving it earlier would put future listings into training.
+    moving it earlier would put future listings into training. Where sellers stay active for
+    the whole period this empties train; ``group_column=None`` then keeps the time order and
+    groups by images only (the seller leak is the price, and leakage_report shows it).
     """
-    times = _parse_times(df, config.time_column)
-    n = len(df)
+    n = len(times)
     n_test = max(1, round(n * config.test_fraction))
     n_val = max(1, round(n * config.val_fraction))
     if n_test + n_val >= n:
@@ -474,7 +476,6 @@ def _time_split(
     codes[order[n - n_test :]] = 2
     codes[order[n - n_test - n_val : n - n_test]] = 1
 
-    groups = _leakage_groups(df, config, root=root, hashes=hashes)
     latest = np.zeros(int(groups.max()) + 1, dtype=np.int64)
     np.maximum.at(latest, groups, codes)
     moved = latest[groups] != codes
@@ -531,6 +532,47 @@ def _require_every_split(codes: np.ndarray, strategy: str, n_rows: int) -> None:
             f"{strategy} split: {', '.join(empty)} got no rows out of {n_rows} "
             f"(sizes {_sizes(codes)}); there are too few rows or groups for these fractions"
         )
+
+
+def _warn_if_far_from_fractions(codes: np.ndarray, groups: np.ndarray, config: SplitConfig) -> None:
+    """Say so when keeping groups whole pushed a split far from its wanted share.
+
+    It happens when one leakage group is huge (a stock photo shared by many sellers chains
+    them all together) or, for a time split, when sellers are active across the whole period
+    and so all move to test. The split is still leak-free, but its sizes are not what was asked.
+    """
+    n = len(codes)
+    achieved = [float((codes == i).mean()) for i in range(len(SPLITS))]
+    off = [
+        s
+        for s, got, wanted in zip(SPLITS, achieved, config.fractions, strict=True)
+        if abs(got - wanted) > max(0.02, 0.25 * wanted)
+    ]
+    if not off:
+        return
+    largest = int(np.bincount(groups).max())
+    if config.strategy == "time":
+        hint = (
+            "sellers or photos active on both sides of a cut moved to the later split; set "
+            "SplitConfig.group_column=None to keep the time order and group by images only"
+        )
+    else:
+        hint = (
+            "look for a photo or seller id shared across many listings, or lower "
+            "SplitConfig.max_hash_distance"
+        )
+    logger.warning(
+        "%s split: %s far from the wanted share (achieved %s, wanted %s) because leakage "
+        "groups are kept whole; the largest group has %d of %d rows (%.0f%%): %s.",
+        config.strategy,
+        ", ".join(off),
+        "/".join(f"{a:.3f}" for a in achieved),
+        "/".join(f"{w:.3f}" for w in config.fractions),
+        largest,
+        n,
+        100 * largest / n,
+        hint,
+    )
 
 
 def _sizes(codes: np.ndarray) -> dict[str, int]:
