@@ -16,7 +16,7 @@ Folding every confusable character would turn genuine Russian or Greek text into
 "Mostly Latin" is measured so that folding cannot change the verdict: letters of words that
 will be folded count as Latin before and after folding, which keeps :func:`fold_homoglyphs`
 idempotent. It runs before case folding, so a capital Greek "Ν" can still read as "N" (its
-lowercase "ν" looks like "v"), and returns lowercase ASCII letters in place of look-alikes.
+lowercase "ν" looks like "v"); it puts ASCII letters of the same case in place of look-alikes.
 """
 
 from __future__ import annotations
