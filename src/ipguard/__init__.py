@@ -1,1 +1,39 @@
-"""ipguard."""
+"""ipguard: train, evaluate and export models that screen listings for IP infringement.
+
+The small public API for notebooks and services::
+
+    from ipguard import compose, train
+    result = train(compose("train", ["model.backbone=resnet18"]))
+
+Heavy modules load on first use, so ``import ipguard`` stays cheap for serving code.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "compose": "ipguard.config",
+    "train": "ipguard.training",
+    "TrainResult": "ipguard.training",
+    "generate_demo_data": "ipguard.data.synthetic",
+    "load_manifest": "ipguard.data.schema",
+    "ListingScorer": "ipguard.export.scorer",
+    "Policy": "ipguard.evaluation.policy",
+    "normalize": "ipguard.text.normalize",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ipguard' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

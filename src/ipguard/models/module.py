@@ -147,3 +147,18 @@ class ListingClassifier(L.LightningModule):
             pct_start=0.1,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    @torch.inference_mode()
+    def predict_scores(self, loader: Any) -> Any:
+        """Uncalibrated P(infringing) for every row of an unshuffled loader, in order.
+
+        A plain loop on purpose: it runs in one process after training (no Trainer, no DDP),
+        to fit the calibrator and the policy on exactly the validation rows.
+        """
+        import numpy as np
+
+        was_training = self.training
+        self.eval()
+        out = [torch.sigmoid(self.logits(batch)).cpu().numpy() for batch in loader]
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros(0)

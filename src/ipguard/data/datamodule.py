@@ -1,0 +1,259 @@
+"""ListingDataModule: manifest -> validated rows -> leakage-safe splits -> DataLoaders.
+
+Everything a run needs to be reproduced is written to ``output_dir``: the rejects file (what
+quarantine mode set aside and why) and ``splits.csv`` (ids per split, reusable through
+``split_file``). Works the same on the demo data (``manifest: null``) and a user's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+
+from ipguard.data.datasets import ListingDataset, label_array
+
+SAMPLERS = ("none", "weighted")
+
+
+def _seed_worker_transform(worker_id: int) -> None:
+    """albumentations keeps its own RNG, which forked workers would otherwise all share."""
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if transform is not None and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+class ListingDataModule(L.LightningDataModule):
+    """Data for every ipguard model; which inputs are decoded follows ``modalities``."""
+
+    def __init__(
+        self,
+        manifest: str | None = None,
+        *,
+        demo_dir: str = "data/demo",
+        demo_n: int = 2000,
+        demo_seed: int = 0,
+        brands: str | None = None,
+        on_error: str = "raise",
+        check_images: bool = True,
+        split: dict[str, Any] | None = None,
+        split_file: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        persistent_workers: bool = False,
+        augment: str = "standard",
+        sampler: str = "none",
+        image_size: int = 128,
+        mean: Iterable[float] = (0.485, 0.456, 0.406),
+        std: Iterable[float] = (0.229, 0.224, 0.225),
+        modalities: Iterable[str] = ("image", "text"),
+        output_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if on_error not in ("raise", "quarantine"):
+            raise ValueError(f"data.on_error must be 'raise' or 'quarantine', got {on_error!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"data.sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.manifest = manifest
+        self.demo = {"out_dir": demo_dir, "n": demo_n, "seed": demo_seed}
+        self.brands_path = brands
+        self.on_error = on_error
+        self.check_images = check_images
+        self.split_config = dict(split or {})
+        self.split_file = split_file
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.augment = augment
+        self.sampler = sampler
+        self.preprocessing = {"image_size": image_size, "mean": tuple(mean), "std": tuple(std)}
+        self.modalities = frozenset(modalities)
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.seed = seed
+        self.frames: dict[str, pd.DataFrame] = {}
+        self._datasets: dict[str, ListingDataset] = {}
+        self.validation: Any = None
+        self.fingerprint: str | None = None
+        self.manifest_path: Path | None = None
+        self.root: Path | None = None
+
+    # --- preparation --------------------------------------------------------------------------
+    def resolve_manifest(self) -> Path:
+        """The manifest to read; generates the demo data on first use."""
+        if self.manifest:
+            path = Path(self.manifest).expanduser()
+            if not path.exists():
+                raise FileNotFoundError(f"data.manifest={self.manifest} does not exist")
+            return path
+        from ipguard.data.synthetic import ensure_demo_data
+
+        demo = ensure_demo_data(**self.demo)
+        if self.brands_path is None:
+            self.brands_path = str(demo.brands_path)
+        return demo.manifest_path
+
+    def prepare_data(self) -> None:
+        self.resolve_manifest()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.frames:
+            return  # idempotent: train() sets up early to size the loss, Lightning calls again
+        from ipguard.data.fingerprint import dataset_fingerprint
+        from ipguard.data.schema import load_manifest
+        from ipguard.data.splits import SplitConfig, assign_splits, load_splits, save_splits
+
+        self.manifest_path = self.resolve_manifest()
+        rejects = self.output_dir / "rejects.csv" if self.output_dir else None
+        self.validation = load_manifest(
+            self.manifest_path,
+            on_error=self.on_error,
+            require_label=True,
+            check_images=self.check_images,
+            rejects_path=rejects if self.on_error == "quarantine" else None,
+        )
+        frame = self.validation.valid.reset_index(drop=True)
+        from ipguard.data.io import manifest_root
+
+        self.root = manifest_root(self.manifest_path)
+        self.fingerprint = dataset_fingerprint(frame, self.root)
+        if self.split_file:
+            splits = load_splits(self.split_file, frame)
+        else:
+            splits = assign_splits(frame, SplitConfig(**self.split_config), root=self.root)
+        if self.output_dir:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_splits(self.output_dir / "splits.csv", frame["listing_id"], splits)
+        for name in ("train", "val", "test"):
+            part = frame[splits.to_numpy() == name].reset_index(drop=True)
+            if part.empty:
+                raise ValueError(f"the {name} split is empty; check data.split fractions")
+            self.frames[name] = part
+
+    def configure_inputs(
+        self, *, modalities: Iterable[str], preprocessing: dict[str, Any] | None = None
+    ) -> None:
+        """Decode only what the model reads, the way the model expects it.
+
+        The model owns its preprocessing (input size, mean, std of its pretrained weights), so
+        the training run hands it over here before the first loader is built.
+        """
+        self.modalities = frozenset(modalities)
+        if preprocessing:
+            self.preprocessing = {**self.preprocessing, **preprocessing}
+        self._datasets.clear()
+
+    def dataset(self, name: str) -> ListingDataset:
+        if name not in self._datasets:
+            if name not in self.frames:
+                raise RuntimeError("call setup() before asking for a dataset")
+            self._datasets[name] = self._dataset(self.frames[name], train=name == "train")
+        return self._datasets[name]
+
+    def _dataset(self, frame: pd.DataFrame, *, train: bool) -> ListingDataset:
+        from ipguard.data.transforms import (
+            Preprocessing,
+            build_eval_transform,
+            build_train_transform,
+        )
+
+        pre = Preprocessing(**self.preprocessing)
+        transform = None
+        if "image" in self.modalities:
+            transform = (
+                build_train_transform(self.augment, pre) if train else build_eval_transform(pre)
+            )
+            transform.set_random_seed(self.seed)
+        return ListingDataset(
+            frame,
+            self.root or ".",
+            transform=transform,
+            image_size=pre.image_size,
+            load_images="image" in self.modalities,
+            load_text="text" in self.modalities,
+            tabular=self.tabular_features(frame) if "tabular" in self.modalities else None,
+        )
+
+    def tabular_features(self, frame: pd.DataFrame) -> np.ndarray:
+        """Price and brand-mention features; fitted on the training split only."""
+        from ipguard.data.tabular import TabularFeaturizer
+
+        if not hasattr(self, "featurizer"):
+            self.featurizer = TabularFeaturizer.from_catalog(self.brands_path)
+        return self.featurizer.transform(frame)
+
+    # --- facts the training run logs ---------------------------------------------------------
+    def positive_fraction(self) -> float:
+        labels = label_array(self.frames["train"]["label"])
+        return float(labels.mean())
+
+    def summary(self) -> dict[str, Any]:
+        v = self.validation
+        return {
+            "manifest": str(self.manifest_path),
+            "fingerprint": self.fingerprint,
+            "rows_in": v.rows_in,
+            "rows_valid": v.rows_valid,
+            "rows_rejected": v.rows_rejected,
+            **{f"rows_{k}": len(f) for k, f in self.frames.items()},
+            "train_positive_fraction": self.positive_fraction(),
+        }
+
+    def write_summary(self) -> Path | None:
+        if not self.output_dir:
+            return None
+        path = self.output_dir / "data_summary.json"
+        path.write_text(json.dumps(self.summary(), indent=2))
+        return path
+
+    # --- loaders -----------------------------------------------------------------------------
+    def _loader(self, name: str, *, shuffle: bool, batch_size: int) -> DataLoader:
+        dataset = self.dataset(name)
+        sampler: Sampler[int] | None = None
+        if name == "train" and self.sampler == "weighted":
+            labels = dataset.labels
+            counts = np.bincount(labels, minlength=2).clip(min=1)
+            weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+            sampler = WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
+            shuffle = False
+        elif name != "train" and self.trainer is not None and self.trainer.world_size > 1:
+            # no padding with repeated rows: DDP metrics then cover the split exactly once
+            sampler = UnrepeatedDistributedSampler(
+                dataset,
+                num_replicas=self.trainer.world_size,
+                rank=self.trainer.global_rank,
+                shuffle=False,
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers,
+            worker_init_fn=_seed_worker_transform if self.num_workers else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, batch_size=self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
+
+    def loader(self, name: str) -> DataLoader:
+        """Unshuffled loader for any split, for predictions after training."""
+        return self._loader(name, shuffle=False, batch_size=self.eval_batch_size)

@@ -1,0 +1,39 @@
+"""Write a trained model as a self-contained folder: weights + spec (see ``spec.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_model
+
+from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+
+
+def write_model_dir(
+    module: Any,
+    out_dir: str | Path,
+    *,
+    calibrator: dict[str, Any],
+    policy: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    extras: dict[str, Any] | None = None,
+) -> tuple[Path, ModelSpec]:
+    """Save ``module.network`` as safetensors and its :class:`ModelSpec` beside it."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_parts = module.export_spec()
+    network = module.network.eval()
+    save_model(network, str(folder / WEIGHTS_FILE))
+    spec = ModelSpec(
+        kind=spec_parts["kind"],
+        network=spec_parts["network"],
+        preprocessing=spec_parts.get("preprocessing", {}),
+        calibrator=calibrator,
+        policy=policy,
+        registered_model=module.registered_name,
+        extras={**spec_parts.get("extras", {}), **(extras or {})},
+        metrics=dict(metrics or {}),
+    )
+    spec.save(folder)
+    return folder, spec

@@ -1,0 +1,33 @@
+"""The MLflow pyfunc that screening services load, logged *from code*.
+
+MLflow copies this file into the model and executes it at load time (``set_model``), so no
+pickled object is ever deserialised: the model loads with
+``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``. Everything heavy lives in
+:class:`ipguard.export.scorer.ListingScorer`; this shell only wires it to MLflow.
+"""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class ListingScreener(PythonModel):
+    """reject / review / approve for each listing, per ipguard's model contract."""
+
+    def load_context(self, context):  # type: ignore[no-untyped-def]
+        from ipguard.export.scorer import ListingScorer
+
+        config = context.model_config or {}
+        self.scorer = ListingScorer.load(
+            context.artifacts["model_dir"], runtime=config.get("runtime", "torch")
+        )
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        import pandas as pd
+
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.scorer.score(frame)
+
+
+mlflow.models.set_model(ListingScreener())

@@ -1,0 +1,50 @@
+"""The model spec: the JSON that makes an exported ipguard model self-contained.
+
+Everything a screening service needs besides the weights travels here: which network to
+rebuild, the preprocessing it was trained with, the calibrator, the reject/review/approve
+policy, the label map and the registry identity. Serving reads this file and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPEC_FILE = "spec.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+LABEL_MAP = {"0": "genuine", "1": "infringing"}
+
+
+@dataclass
+class ModelSpec:
+    kind: str  # image | text_tfidf | text_fasttext | text_minilm | fusion
+    network: dict[str, Any]
+    preprocessing: dict[str, Any]
+    calibrator: dict[str, Any]
+    policy: dict[str, Any]
+    registered_model: str
+    model_version: str | None = None
+    label_map: dict[str, str] = field(default_factory=lambda: dict(LABEL_MAP))
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. tabular featurizer, brand matcher
+    metrics: dict[str, float] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / SPEC_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True, default=str))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelSpec:
+        path = Path(folder) / SPEC_FILE
+        data = json.loads(path.read_text())
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: model spec format {data.get('format_version')} is not supported by "
+                f"this ipguard (expects {FORMAT_VERSION}); upgrade ipguard to load it"
+            )
+        return cls(**data)

@@ -1,0 +1,257 @@
+"""``train(cfg)``: one run from manifest to registered model, as a plain function.
+
+The CLI (``ipguard-train``) and notebooks both call this; it returns its results instead of
+printing them, so tests can assert on them. Steps: data (validate, split) -> model -> Lightning
+fit/test -> calibrate and fit the reject/review/approve policy on validation -> evaluate on
+test -> export and register in MLflow with alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ipguard.data.datasets import label_array
+from ipguard.tracking import configure_tracking
+
+log = logging.getLogger(__name__)
+
+IMBALANCE = ("none", "class_weights", "sampler", "focal")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; ``summary_line`` is the one line scripts parse."""
+
+    metrics: dict[str, float]
+    output_dir: Path
+    tracking_uri: str
+    run_id: str | None = None
+    best_checkpoint: Path | None = None
+    model_dir: Path | None = None
+    registered: Any = None  # ipguard.export.registry.RegisteredVersion
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary_line(self) -> str:
+        auroc = self.metrics.get("test/auroc", float("nan"))
+        if self.registered is None:
+            head = "ipguard: trained (not registered)"
+        else:
+            r = self.registered
+            head = f"ipguard: registered {r.name} v{r.version} @{r.alias}"
+        return f"{head} test_auroc={auroc:.4f} tracking_uri={self.tracking_uri}"
+
+
+def resolve_output_dir(cfg: DictConfig) -> Path:
+    """Hydra's run folder under the CLI (shared by DDP ranks), a timestamped one otherwise."""
+    if cfg.paths.get("output_dir"):
+        return Path(cfg.paths.output_dir).resolve()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir).resolve()
+    except ValueError:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        return (Path(cfg.paths.root_dir) / "runs" / stamp).resolve()
+
+
+def _imbalance_overrides(kind: str, positive_fraction: float) -> dict[str, Any]:
+    if kind not in IMBALANCE:
+        raise ValueError(f"imbalance must be one of {IMBALANCE}, got {kind!r}")
+    if kind == "class_weights":
+        p = min(max(positive_fraction, 1e-6), 1 - 1e-6)
+        return {"pos_weight": (1 - p) / p}
+    if kind == "focal":
+        return {"loss": "focal"}
+    return {}
+
+
+def _instantiate_list(section: DictConfig | None) -> list[Any]:
+    """Instantiate each entry with a ``_target_``; entries set to null are switched off."""
+    if not section:
+        return []
+    return [instantiate(c) for c in section.values() if c and "_target_" in c]
+
+
+def _input_example(frame: pd.DataFrame, root: Path, n: int = 2) -> pd.DataFrame:
+    """A couple of real test listings as a service would send them over REST (base64 images)."""
+    rows = frame.head(n)
+    cols = [c for c in ("listing_id", "title", "description", "brand", "market") if c in rows]
+    example = rows[cols].astype(str).reset_index(drop=True)
+    if "image_path" in rows:
+        example["image_b64"] = [
+            base64.b64encode((root / p).read_bytes()).decode() if isinstance(p, str) else ""
+            for p in rows["image_path"]
+        ]
+    return example
+
+
+def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_dir: Path) -> None:
+    import mlflow
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    client.log_dict(run_id, resolved, "config/train.yaml")
+    summary = dm.summary()
+    client.log_dict(run_id, summary, "data/summary.json")
+    for key in ("rows_in", "rows_valid", "rows_rejected", "rows_train", "rows_val", "rows_test"):
+        client.log_metric(run_id, f"data/{key}", summary[key])
+    for name in ("splits.csv", "rejects.csv"):
+        if (output_dir / name).exists():
+            client.log_artifact(run_id, str(output_dir / name), "data")
+    dataset = mlflow.data.from_pandas(
+        dm.validation.valid.drop(columns=["_source_file", "_source_row"], errors="ignore"),
+        source=str(dm.manifest_path),
+        name=Path(str(dm.manifest_path)).name,
+        digest=(dm.fingerprint or "")[:32] or None,
+    )
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_input(dataset, context="training")
+        mlflow.set_tag("data_fingerprint", dm.fingerprint)
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Train, evaluate, and (if ``cfg.register``) register one model. See module docstring."""
+    from mlflow.tracking import MlflowClient
+
+    from ipguard.evaluation.calibration import fit_calibrator
+    from ipguard.evaluation.metrics import headline_metrics
+    from ipguard.evaluation.policy import fit_policy
+
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = resolve_output_dir(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(cfg.paths.root_dir).resolve()
+    tracking_uri, _experiment_id = configure_tracking(
+        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
+    )
+
+    dm = instantiate(cfg.data, output_dir=str(output_dir))
+    dm.prepare_data()
+    dm.setup("fit")
+    overrides = _imbalance_overrides(cfg.imbalance, dm.positive_fraction())
+    if cfg.imbalance == "sampler":
+        dm.sampler = "weighted"
+    model = instantiate(cfg.model, **overrides)
+    dm.configure_inputs(
+        modalities=model.modalities, preprocessing=getattr(model, "preprocessing", None)
+    )
+
+    callbacks = _instantiate_list(cfg.get("callbacks"))
+    for cb in callbacks:
+        if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath is None:
+            cb.dirpath = str(output_dir / "checkpoints")
+    mlf_logger = L.pytorch.loggers.MLFlowLogger(
+        experiment_name=cfg.mlflow.experiment,
+        tracking_uri=tracking_uri,
+        run_name=cfg.get("run_name"),
+        tags={"model": type(model).__name__, "task": cfg.task_name},
+    )
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=mlf_logger, default_root_dir=str(output_dir)
+    )
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.exists() else None
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    checkpoint = trainer.checkpoint_callback
+    best = Path(checkpoint.best_model_path) if checkpoint and checkpoint.best_model_path else None
+    trainer.test(model, datamodule=dm, ckpt_path="best" if best else None, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics["val/auroc_best"] = float(checkpoint.best_model_score)
+    run_id = mlf_logger.run_id
+    result = TrainResult(metrics, output_dir, tracking_uri, run_id, best)
+    if trainer.global_rank != 0:
+        return result
+
+    # --- calibration, policy and test evaluation on one process ------------------------------
+    if best is not None:
+        model = type(model).load_from_checkpoint(best, map_location="cpu")
+    dm.configure_inputs(modalities=model.modalities, preprocessing=None)
+    val_scores = model.predict_scores(dm.loader("val"))
+    val_labels = label_array(dm.frames["val"]["label"])
+    calibrator = fit_calibrator(val_scores, val_labels, method=cfg.calibration.method)
+    policy = fit_policy(
+        calibrator(val_scores),
+        val_labels,
+        target_precision=cfg.policy.target_precision,
+        target_recall=cfg.policy.get("target_recall"),
+        review_capacity=cfg.policy.get("review_capacity"),
+    )
+    test_scores = calibrator(model.predict_scores(dm.loader("test")))
+    test_labels = label_array(dm.frames["test"]["label"])
+    headline = headline_metrics(test_scores, test_labels, policy)
+    result.metrics.update({f"test_calibrated/{k}": float(v) for k, v in headline.items()})
+    client = MlflowClient(tracking_uri)
+    for key, value in result.metrics.items():
+        if np.isfinite(value):
+            client.log_metric(run_id, key, value)
+    _log_run_facts(client, run_id, cfg, dm, output_dir)
+    if best is not None:
+        client.log_artifact(run_id, str(best), "checkpoints")
+    if cfg.register:
+        result.registered, result.model_dir = _register(
+            cfg, model, dm, calibrator, policy, result, client, run_id
+        )
+    log.info(result.summary_line())
+    return result
+
+
+def _register(
+    cfg: DictConfig,
+    model: Any,
+    dm: Any,
+    calibrator: Any,
+    policy: Any,
+    result: TrainResult,
+    client: Any,
+    run_id: str,
+) -> tuple[Any, Path]:
+    import mlflow
+
+    from ipguard.export.package import write_model_dir
+    from ipguard.export.registry import log_and_register
+    from ipguard.provenance import config_hash, git_commit
+
+    headline = {
+        "test_auroc": result.metrics.get("test/auroc", float("nan")),
+        "test_ap": result.metrics.get("test/ap", float("nan")),
+        "test_recall_at_reject": result.metrics.get(
+            "test_calibrated/recall_at_reject", float("nan")
+        ),
+    }
+    model_dir, spec = write_model_dir(
+        model,
+        result.output_dir / "model",
+        calibrator=calibrator.to_dict(),
+        policy=policy.to_dict(),
+        metrics=headline,
+        extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
+    )
+    tags = {
+        "git_commit": git_commit(),
+        "data_fingerprint": dm.fingerprint,
+        "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)),
+        **{k: f"{v:.4f}" for k, v in headline.items()},
+    }
+    with mlflow.start_run(run_id=run_id):
+        registered = log_and_register(
+            model_dir,
+            spec,
+            input_example=_input_example(dm.frames["test"], dm.root),
+            tags=tags,
+            alias=cfg.registry.alias,
+            client=client,
+        )
+    return registered, model_dir

@@ -1,0 +1,29 @@
+"""Shared fixtures: every test gets its own project root, tracking store and demo data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may write to a developer's MLflow store or ./mlruns."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("IPGUARD_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def demo_small(tmp_path_factory: pytest.TempPathFactory):
+    """A small demo dataset shared by the tests that only read it."""
+    from ipguard.data.synthetic import generate_demo_data
+
+    return generate_demo_data(tmp_path_factory.mktemp("demo"), n=240, seed=7, image_size=48)
