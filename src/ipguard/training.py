@@ -117,35 +117,45 @@ def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_di
     with mlflow.start_run(run_id=run_id):
         mlflow.log_input(dataset, context="training")
         mlflow.set_tag("data_fingerprint", dm.fingerprint)
+    if "image" in dm.modalities:
+        from ipguard.data.transforms import (
+            Preprocessing,
+            describe_recipe,
+            render_augmentation_grid,
+        )
+
+        pre = Preprocessing(**dm.preprocessing)
+        client.log_dict(run_id, describe_recipe(dm.augment, pre), "data/augmentation.json")
+        samples = dm.sample_images()
+        if samples:
+            grid = render_augmentation_grid(
+                samples, dm.augment, pre, output_dir / "augmentation_grid.png"
+            )
+            client.log_artifact(run_id, str(grid), "data")
 
 
-def train(cfg: DictConfig) -> TrainResult:
-    """Train, evaluate, and (if ``cfg.register``) register one model. See module docstring."""
-    from mlflow.tracking import MlflowClient
+def _log_test_slices(
+    client: Any, run_id: str, frame: pd.DataFrame, scores: np.ndarray, policy: Any, out: Path
+) -> pd.DataFrame:
+    """Test metrics per brand, category, market, language and infringement type."""
+    from ipguard.evaluation.slices import sliced_metrics
 
-    from ipguard.evaluation.calibration import fit_calibrator
-    from ipguard.evaluation.metrics import headline_metrics
-    from ipguard.evaluation.policy import fit_policy
+    scored = frame.assign(score=scores)
+    if "language" not in scored or scored["language"].isna().all():
+        from ipguard.text.language import detect_languages
 
-    L.seed_everything(cfg.seed, workers=True)
-    output_dir = resolve_output_dir(cfg)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    root = Path(cfg.paths.root_dir).resolve()
-    tracking_uri, _experiment_id = configure_tracking(
-        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
-    )
+        scored["language"] = detect_languages(scored["title"].tolist())
+    slices = sliced_metrics(scored, policy=policy)
+    path = out / "test_slices.csv"
+    slices.to_csv(path, index=False)
+    client.log_artifact(run_id, str(path), "evaluation")
+    return slices
 
-    dm = instantiate(cfg.data, output_dir=str(output_dir))
-    dm.prepare_data()
-    dm.setup("fit")
-    overrides = _imbalance_overrides(cfg.imbalance, dm.positive_fraction())
-    if cfg.imbalance == "sampler":
-        dm.sampler = "weighted"
-    model = instantiate(cfg.model, **overrides)
-    dm.configure_inputs(
-        modalities=model.modalities, preprocessing=getattr(model, "preprocessing", None)
-    )
 
+def _fit_lightning(
+    cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str
+) -> tuple[Any, TrainResult, bool]:
+    """Lightning fit + test; returns the best model (on CPU), the result, and rank-zero-ness."""
     callbacks = _instantiate_list(cfg.get("callbacks"))
     for cb in callbacks:
         if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath is None:
@@ -170,16 +180,87 @@ def train(cfg: DictConfig) -> TrainResult:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics["val/auroc_best"] = float(checkpoint.best_model_score)
-    run_id = mlf_logger.run_id
-    result = TrainResult(metrics, output_dir, tracking_uri, run_id, best)
-    if trainer.global_rank != 0:
-        return result
+    result = TrainResult(metrics, output_dir, tracking_uri, mlf_logger.run_id, best)
+    if best is not None and trainer.global_rank == 0:
+        model = type(model).load_from_checkpoint(best, map_location="cpu")
+    return model, result, trainer.global_rank == 0
+
+
+def _fit_estimator(
+    cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str, experiment_id: str
+) -> tuple[Any, TrainResult]:
+    """Models outside Lightning (e.g. TF-IDF + logistic regression) train on the frames."""
+    import mlflow
+
+    from ipguard.evaluation.metrics import auroc, average_precision
+
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=cfg.get("run_name"),
+        tags={"model": type(model).__name__, "task": cfg.task_name},
+    )
+    mlflow.end_run()
+    model.fit_frames(dm.frames["train"], dm.root)
+    metrics: dict[str, float] = {}
+    for split in ("val", "test"):
+        scores = model.predict_frame(dm.frames[split], dm.root)
+        labels = label_array(dm.frames[split]["label"])
+        metrics[f"{split}/auroc"] = auroc(scores, labels)
+        metrics[f"{split}/ap"] = average_precision(scores, labels)
+    metrics["val/auroc_best"] = metrics["val/auroc"]
+    return model, TrainResult(metrics, output_dir, tracking_uri, run.info.run_id)
+
+
+def _split_scores(model: Any, dm: Any, split: str) -> np.ndarray:
+    """Uncalibrated scores of one split, in frame order, whatever kind of model."""
+    if isinstance(model, L.LightningModule):
+        return model.predict_scores(dm.loader(split))
+    return model.predict_frame(dm.frames[split], dm.root)
+
+
+def train(cfg: DictConfig) -> TrainResult:
+    """Train, evaluate, and (if ``cfg.register``) register one model. See module docstring."""
+    from hydra.utils import get_class
+    from mlflow.tracking import MlflowClient
+
+    from ipguard.evaluation.calibration import fit_calibrator
+    from ipguard.evaluation.metrics import headline_metrics
+    from ipguard.evaluation.policy import fit_policy
+
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = resolve_output_dir(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(cfg.paths.root_dir).resolve()
+    tracking_uri, experiment_id = configure_tracking(
+        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
+    )
+
+    dm = instantiate(cfg.data, output_dir=str(output_dir))
+    dm.prepare_data()
+    dm.setup("fit")
+    is_lightning = issubclass(get_class(cfg.model._target_), L.LightningModule)
+    if is_lightning:
+        overrides = _imbalance_overrides(cfg.imbalance, dm.positive_fraction())
+        if cfg.imbalance == "sampler":
+            dm.sampler = "weighted"
+        model = instantiate(cfg.model, **overrides)
+    else:
+        model = instantiate(cfg.model)
+    dm.configure_inputs(
+        modalities=model.modalities, preprocessing=getattr(model, "preprocessing", None)
+    )
+    if hasattr(model, "attach_data"):
+        model.attach_data(dm)  # e.g. the fused model sizes its tabular input from the data
+    if is_lightning:
+        model, result, rank_zero = _fit_lightning(cfg, model, dm, output_dir, tracking_uri)
+        if not rank_zero:
+            return result
+    else:
+        model, result = _fit_estimator(cfg, model, dm, output_dir, tracking_uri, experiment_id)
 
     # --- calibration, policy and test evaluation on one process ------------------------------
-    if best is not None:
-        model = type(model).load_from_checkpoint(best, map_location="cpu")
     dm.configure_inputs(modalities=model.modalities, preprocessing=None)
-    val_scores = model.predict_scores(dm.loader("val"))
+    val_scores = _split_scores(model, dm, "val")
     val_labels = label_array(dm.frames["val"]["label"])
     calibrator = fit_calibrator(val_scores, val_labels, method=cfg.calibration.method)
     policy = fit_policy(
@@ -189,17 +270,22 @@ def train(cfg: DictConfig) -> TrainResult:
         target_recall=cfg.policy.get("target_recall"),
         review_capacity=cfg.policy.get("review_capacity"),
     )
-    test_scores = calibrator(model.predict_scores(dm.loader("test")))
+    test_scores = calibrator(_split_scores(model, dm, "test"))
     test_labels = label_array(dm.frames["test"]["label"])
     headline = headline_metrics(test_scores, test_labels, policy)
     result.metrics.update({f"test_calibrated/{k}": float(v) for k, v in headline.items()})
+    result.extra["test_scores"] = test_scores
     client = MlflowClient(tracking_uri)
+    run_id = result.run_id
     for key, value in result.metrics.items():
         if np.isfinite(value):
             client.log_metric(run_id, key, value)
     _log_run_facts(client, run_id, cfg, dm, output_dir)
-    if best is not None:
-        client.log_artifact(run_id, str(best), "checkpoints")
+    result.extra["test_slices"] = _log_test_slices(
+        client, run_id, dm.frames["test"], test_scores, policy, output_dir
+    )
+    if result.best_checkpoint is not None:
+        client.log_artifact(run_id, str(result.best_checkpoint), "checkpoints")
     if cfg.register:
         result.registered, result.model_dir = _register(
             cfg, model, dm, calibrator, policy, result, client, run_id

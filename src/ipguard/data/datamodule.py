@@ -88,6 +88,7 @@ class ListingDataModule(L.LightningDataModule):
         self.fingerprint: str | None = None
         self.manifest_path: Path | None = None
         self.root: Path | None = None
+        self.featurizer: Any = None  # tabular features, built on first use
 
     # --- preparation --------------------------------------------------------------------------
     def resolve_manifest(self) -> Path:
@@ -189,11 +190,28 @@ class ListingDataModule(L.LightningDataModule):
         """Price and brand-mention features; fitted on the training split only."""
         from ipguard.data.tabular import TabularFeaturizer
 
-        if not hasattr(self, "featurizer"):
+        if self.featurizer is None:
             self.featurizer = TabularFeaturizer.from_catalog(self.brands_path)
         return self.featurizer.transform(frame)
 
+    def export_extras(self) -> dict[str, Any]:
+        """Data-side state the exported model needs at serving time (the tabular featurizer)."""
+        return {"tabular": self.featurizer.to_dict()} if self.featurizer is not None else {}
+
     # --- facts the training run logs ---------------------------------------------------------
+    def sample_images(self, n: int = 4) -> list[np.ndarray]:
+        """A few decodable training images, for the augmentation grid logged with a run."""
+        from ipguard.data.images import decode_image, to_rgb_array
+
+        out: list[np.ndarray] = []
+        for rel in self.frames["train"].get("image_path", pd.Series(dtype=str)).dropna():
+            decoded = decode_image((self.root or Path(".")) / str(rel))
+            if decoded.ok and decoded.image is not None:
+                out.append(to_rgb_array(decoded.image))
+            if len(out) == n:
+                break
+        return out
+
     def positive_fraction(self) -> float:
         labels = label_array(self.frames["train"]["label"])
         return float(labels.mean())

@@ -38,9 +38,6 @@ class ScoringInputs:
     def __len__(self) -> int:
         return len(self.listing_ids)
 
-    def flag_strings(self) -> list[str]:
-        return [FLAG_SEPARATOR.join(f) for f in self.flags]
-
 
 def _column(frame: pd.DataFrame, name: str) -> list[str | None]:
     if name not in frame.columns:

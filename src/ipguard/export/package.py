@@ -19,12 +19,15 @@ def write_model_dir(
     metrics: dict[str, float] | None = None,
     extras: dict[str, Any] | None = None,
 ) -> tuple[Path, ModelSpec]:
-    """Save ``module.network`` as safetensors and its :class:`ModelSpec` beside it."""
+    """Save the model's weights (``module.network`` as safetensors, or whatever
+    ``module.save_artifacts`` writes) and its :class:`ModelSpec` beside them."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     spec_parts = module.export_spec()
-    network = module.network.eval()
-    save_model(network, str(folder / WEIGHTS_FILE))
+    if hasattr(module, "save_artifacts"):  # models outside torch write their own files
+        module.save_artifacts(folder)
+    else:
+        save_model(module.network.eval(), str(folder / WEIGHTS_FILE))
     spec = ModelSpec(
         kind=spec_parts["kind"],
         network=spec_parts["network"],

@@ -1,0 +1,75 @@
+"""Serving side of the image model: eval transform + network, on PyTorch or ONNX Runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ipguard.export.inputs import ScoringInputs
+from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+
+BATCH = 64
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class ImageTower:
+    """Decoded images -> logits, shared by the image predictor and the fused one."""
+
+    def __init__(self, network: torch.nn.Module, preprocessing: dict, session=None) -> None:  # type: ignore[no-untyped-def]
+        from ipguard.data.transforms import Preprocessing, build_eval_transform
+
+        self.network = network.eval()
+        self.transform = build_eval_transform(Preprocessing.from_dict(preprocessing))
+        self.session = session
+
+    def tensor(self, inputs: ScoringInputs, rows: list[int]) -> torch.Tensor:
+        from ipguard.data.images import to_rgb_array
+
+        return torch.stack(
+            [self.transform(image=to_rgb_array(inputs.images[i]))["image"] for i in rows]
+        )
+
+    def logits(self, inputs: ScoringInputs) -> np.ndarray:
+        """Logit per row; NaN where the row has no usable image."""
+        out = np.full(len(inputs), np.nan)
+        rows = [i for i, img in enumerate(inputs.images) if img is not None]
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            batch = self.tensor(inputs, chunk)
+            if self.session is not None:
+                logits = self.session.run(None, {"images": batch.numpy()})[0]
+            else:
+                with torch.inference_mode():
+                    logits = self.network(batch).numpy()
+            out[chunk] = np.asarray(logits).reshape(-1)
+        return out
+
+
+class ImagePredictor:
+    needs_images = True
+
+    def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
+        from safetensors.torch import load_model
+
+        from ipguard.models.image import ImageNetwork
+
+        args = spec.network
+        network = ImageNetwork(
+            args["backbone"], image_size=args["image_size"], dropout=args.get("dropout", 0.0)
+        )
+        load_model(network, str(Path(folder) / WEIGHTS_FILE))
+        session = None
+        if runtime == "onnx":
+            from ipguard.export.onnx import open_session
+
+            session = open_session(folder)
+        self.tower = ImageTower(network, spec.preprocessing, session)
+
+    def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        image = sigmoid(self.tower.logits(inputs))
+        return image, image, np.full(len(inputs), np.nan)
