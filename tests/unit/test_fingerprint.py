@@ -105,3 +105,23 @@ def test_missing_image_is_an_error_naming_the_row(dataset: tuple[pd.DataFrame, P
         dataset_fingerprint(df, root)
     [problem] = caught.value.problems
     assert (problem.file, problem.row, problem.column) == ("m.csv", 4, "image_path")
+
+
+def test_rows_without_image_are_fingerprinted_and_differ_from_rows_with_one(
+    dataset: tuple[pd.DataFrame, Path],
+) -> None:
+    df, root = dataset
+    no_image = df.copy()
+    no_image.loc[1, "image_path"] = None
+    digest = dataset_fingerprint(no_image, root)
+    assert digest != dataset_fingerprint(df, root)
+    blank = no_image.copy()
+    blank.loc[1, "image_path"] = "  "  # blank counts as missing, as in validation
+    assert dataset_fingerprint(blank, root) == digest
+
+
+def test_absent_optional_column_counts_as_all_missing(dataset: tuple[pd.DataFrame, Path]) -> None:
+    df, root = dataset
+    assert "brand" not in df
+    assert dataset_fingerprint(df.assign(brand=None), root) == dataset_fingerprint(df, root)
+    assert dataset_fingerprint(df.assign(brand="Acme"), root) != dataset_fingerprint(df, root)

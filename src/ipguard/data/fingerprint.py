@@ -55,48 +55,44 @@ def dataset_fingerprint(df: pd.DataFrame, root: str | Path) -> str:
     for start in range(0, len(order), _ROWS_PER_CHUNK):
         chunk = order[start : start + _ROWS_PER_CHUNK]
         digest.update("".join(encoded[i] + "\n" for i in chunk).encode("utf-8"))
-    _hash_images(
-        digest, _canonical(df, "image_path").to_numpy(dtype=object)[order], root, df, order
-    )
+    paths = _canonical(df, "image_path").to_numpy(dtype=object, na_value=None)[order]
+    _hash_images(digest, paths, root, df, order)
     return digest.hexdigest()
 
 
 def _canonical(df: pd.DataFrame, column: str) -> pd.Series:
-    """One contract column as canonical text (missing stays missing)."""
+    """One contract column as canonical text in ``str`` dtype (missing stays missing)."""
     n = len(df)
-    values = df[column] if column in df else pd.Series([None] * n, dtype=object)
-    values = values.reset_index(drop=True)
+    if column not in df:
+        return pd.Series([None] * n, dtype="str")
+    values = df[column].reset_index(drop=True)
     if column == "price":
         number, bad = coerce_price(values)
         # + 0.0 folds -0.0 into 0.0: some writers (JSON) do not keep the sign of zero.
-        text = (number + 0.0).map(repr, na_action="ignore").astype(object)
-        # An unparseable price still has to count, as the text it is.
-        return text.where(~bad, "raw:" + coerce_text(values)[0].astype(object))
-    if column == "listed_at":
+        text = (number + 0.0).map(repr, na_action="ignore").astype("str")
+    elif column == "listed_at":
         stamp, bad = coerce_timestamp(values)
         # Microseconds since the epoch: exact, and much cheaper than formatting dates.
         micros = pd.Series(stamp.dt.as_unit("us").array.asi8, index=stamp.index)
-        text = micros.astype(str).astype(object).where(stamp.notna())
-        return text.where(~bad, "raw:" + coerce_text(values)[0].astype(object))
-    text, _ = coerce_text(values)
-    return text.astype(object)
+        text = micros.astype("str").where(stamp.notna())
+    else:
+        return coerce_text(values)[0]
+    if bad.any():
+        # A value that does not parse still has to count, as the text it is.
+        text = text.where(~bad, "raw:" + coerce_text(values)[0])
+    return text
 
 
 def _encoded_rows(df: pd.DataFrame) -> list[str]:
     """Each row as one unambiguous string: every value length-prefixed, missing as '-'."""
-    parts = []
+    if len(df) == 0:
+        return []
+    joined: pd.Series | None = None
     for column in MANIFEST_COLUMNS:
         text = _canonical(df, column)
-        present = text.notna()
-        field = pd.Series(_MISSING, index=text.index, dtype=object)
-        shown = text[present].astype(str)
-        field[present] = "+" + shown.str.len().astype(str) + ":" + shown
-        parts.append(field.to_numpy(dtype=object))
-    if not parts or len(df) == 0:
-        return []
-    joined = parts[0].copy()
-    for part in parts[1:]:
-        joined = joined + part
+        field = ("+" + text.str.len().astype("str") + ":" + text).fillna(_MISSING)
+        joined = field if joined is None else joined + field
+    assert joined is not None
     return joined.tolist()
 
 
@@ -107,7 +103,7 @@ def _hash_images(
     seen: dict[str, bytes] = {}
     missing: list[int] = []
     for index, path in enumerate(paths):
-        if path is None or (isinstance(path, float) and np.isnan(path)):
+        if path is None:
             digest.update(b"image:-\n")
             continue
         if path not in seen:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -167,7 +168,7 @@ class ValidationResult:
 
     def __post_init__(self) -> None:
         if self.rows_in != self.rows_valid + self.rows_rejected:
-            raise AssertionError(
+            raise ValueError(
                 f"row accounting broken: rows_in={self.rows_in} != rows_valid={self.rows_valid}"
                 f" + rows_rejected={self.rows_rejected}"
             )
@@ -187,7 +188,7 @@ _NON_TEXT = (list, tuple, dict, set, bytes, np.ndarray)
 def coerce_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Raw values -> ``str`` dtype with blank strings as missing, plus a mask of non-text values.
 
-    Numbers (from Parquet or JSON) become their decimal text, which is lossless for ids;
+    Numbers (from Parquet or JSON) become their decimal text, so an integer id 7 reads as "7";
     nested values (JSON lists/objects, Parquet lists) cannot be text, so they are flagged
     rather than stringified into something nobody wrote.
     """
@@ -250,7 +251,7 @@ class _RowProblems:
 
     def add_mask(
         self, mask: pd.Series, column: str, reason: Callable[[object], str], raw: pd.Series
-    ):
+    ) -> None:
         positions = np.flatnonzero(mask.to_numpy(dtype=bool))
         self.add(positions, column, (reason(v) for v in raw.iloc[positions].to_numpy(dtype=object)))
 
@@ -276,7 +277,9 @@ def _shown(value: object) -> str:
     return repr(value)
 
 
-def _code_reason(kind: str, expected: str, allowed: frozenset[str], fix: Callable[[str], str]):
+def _code_reason(
+    kind: str, expected: str, allowed: frozenset[str], fix: Callable[[str], str]
+) -> Callable[[object], str]:
     def reason(value: object) -> str:
         text = str(value)
         message = f"unknown {kind} {_shown(value)}; expected {expected}"
@@ -440,16 +443,26 @@ def _duplicate_problems(
     found.add(positions, "listing_id", reasons)
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
 def _path_escapes(path: str) -> str | None:
-    """Why a manifest image path may not be used, judged on its text alone (or ``None``)."""
+    """Why a manifest image path may not be used, judged on its text alone (or ``None``).
+
+    Manifests travel between Windows and POSIX machines, so both spellings of absolute
+    (``/x``, ``\\x``, ``C:x``) and of parent (``..\\x``) count wherever this runs.
+    """
     relative = "expected a path relative to the manifest folder"
-    if os.path.isabs(path) or PureWindowsPath(path).is_absolute() or path.startswith(("\\", "/")):
+    if path.startswith(("/", "\\")) or os.path.isabs(path):
         return f"image_path {_shown(path)} is absolute; {relative}"
-    if PureWindowsPath(path).drive:
-        return f"image_path {_shown(path)} names a drive; {relative}"
-    normal = os.path.normpath(path.replace("\\", "/"))
-    if normal == ".." or normal.startswith("../"):
-        return f"image_path {_shown(path)} escapes the manifest folder; expected a path inside it"
+    if _DRIVE.match(path):
+        return f"image_path {_shown(path)} is absolute (it names a drive); {relative}"
+    if ".." in path:
+        normal = os.path.normpath(path.replace("\\", "/"))
+        if normal == ".." or normal.startswith("../"):
+            return (
+                f"image_path {_shown(path)} escapes the manifest folder; expected a path inside it"
+            )
     return None
 
 
@@ -524,7 +537,10 @@ def _typed_manifest(raw: pd.DataFrame, found: _RowProblems) -> pd.DataFrame:
     n = len(raw)
     columns: dict[str, pd.Series] = {}
     for name in MANIFEST_COLUMNS:
-        values = raw[name] if name in raw else pd.Series([None] * n, dtype=object)
+        if name not in raw:
+            columns[name] = _absent(name, n)
+            continue
+        values = raw[name]
         if name == "price":
             typed, bad = coerce_price(values)
             found.add_mask(
@@ -561,6 +577,15 @@ def _typed_manifest(raw: pd.DataFrame, found: _RowProblems) -> pd.DataFrame:
 
 LineFinder = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Maps (file names, row numbers) to the physical line of each row, -1 where unknown."""
+
+
+def _absent(name: str, n: int) -> pd.Series:
+    """An all-missing contract column, typed like a present one would be."""
+    if name == "price":
+        return pd.Series(np.full(n, np.nan), dtype="float64")
+    if name == "listed_at":
+        return pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype="datetime64[us, UTC]")
+    return pd.Series([None] * n, dtype="str")
 
 
 def validate_manifest(
