@@ -38,6 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "-m",
         "ipguard.cli",
         "debug=fast",
+        "model.backbone=tiny_cnn",
         "trainer.max_epochs=2",
         "seed=3",
     ]
