@@ -278,6 +278,7 @@ def test_empty_manifest_is_a_clear_error() -> None:
         ({"max_hash_distance": -1}, "SplitConfig.max_hash_distance"),
         ({"group_column": ""}, "SplitConfig.group_column: expected a column name or None"),
         ({"time_column": ""}, "SplitConfig.time_column"),
+        ({"time_groups": "earliest"}, r"SplitConfig.time_groups: .*'earliest'"),
     ],
 )
 def test_split_config_rejects_bad_values_naming_the_key(kwargs: dict, message: str) -> None:
@@ -326,7 +327,40 @@ def test_time_split_puts_the_latest_listings_in_test_and_the_ones_before_in_val(
     assert times[splits == "val"].max() < times[splits == "test"].min()
 
 
-def test_time_split_moves_straddling_sellers_and_copied_photos_to_their_latest_split(
+def _year_round_sellers(n: int, n_sellers: int) -> pd.DataFrame:
+    """``_timeline`` rows spread over a few sellers who each list all year, as real ones do."""
+    df = _timeline(n)
+    df["seller_id"] = [f"s{i % n_sellers}" for i in range(n)]
+    df["image_path"] = [f"images/{i}.jpg" for i in range(n)]  # never read by a time split
+    return df
+
+
+def test_time_split_cuts_by_time_alone_even_when_every_seller_lists_all_year(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = _year_round_sellers(100, n_sellers=5)
+    with caplog.at_level(logging.INFO, logger="ipguard.data.splits"):
+        splits = assign_splits(df, SplitConfig(strategy="time"))
+    times = pd.to_datetime(df["listed_at"])
+    assert splits.value_counts().to_dict() == {"train": 70, "val": 15, "test": 15}
+    assert times[splits == "train"].max() < times[splits == "val"].min()
+    assert times[splits == "val"].max() < times[splits == "test"].min()
+    assert "5 of 5 sellers have listings in more than one split" in caplog.text
+    assert "15 of 15 test listings come from sellers also in train" in caplog.text
+
+
+def test_leakage_report_states_the_returning_sellers_of_a_time_split() -> None:
+    df = _year_round_sellers(100, n_sellers=5)
+    df.loc[df["listed_at"].idxmax(), "seller_id"] = "newcomer"
+    splits = assign_splits(df, SplitConfig(strategy="time"))
+    report = leakage_report(df, splits, hashes=[None] * len(df))
+    assert report.leaks
+    assert report.sellers_crossing == 5
+    assert report.test_rows_from_train_sellers == 14
+    assert "14 of 15 test listings (93.3%) come from sellers also in train" in report.describe()
+
+
+def test_time_split_with_latest_groups_moves_straddling_sellers_and_copied_photos_later(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     df = _timeline(100)
@@ -337,7 +371,9 @@ def test_time_split_moves_straddling_sellers_and_copied_photos_to_their_latest_s
     hashes[in_train] = hashes[in_val] = "00ff00ff00ff00ff"
 
     with caplog.at_level(logging.WARNING):
-        splits = assign_splits(df, SplitConfig(strategy="time"), hashes=hashes)
+        splits = assign_splits(
+            df, SplitConfig(strategy="time", time_groups="latest"), hashes=hashes
+        )
 
     assert splits[earliest] == "test" and splits[latest] == "test"
     assert splits[in_train] == "val" and splits[in_val] == "val"
@@ -345,14 +381,15 @@ def test_time_split_moves_straddling_sellers_and_copied_photos_to_their_latest_s
     assert not leakage_report(df, splits, hashes=hashes).leaks
 
 
-def test_time_split_without_seller_grouping_keeps_time_order_but_still_groups_images() -> None:
+def test_time_split_with_latest_groups_and_no_seller_column_still_groups_images() -> None:
     df = _timeline(100)
     order = df["listed_at"].sort_values().index
     df.loc[[order[0], order[-1]], "seller_id"] = "spans-everything"
     hashes: list[str | None] = [None] * len(df)
     hashes[order[10]] = hashes[order[80]] = "00ff00ff00ff00ff"
 
-    splits = assign_splits(df, SplitConfig(strategy="time", group_column=None), hashes=hashes)
+    config = SplitConfig(strategy="time", time_groups="latest", group_column=None)
+    splits = assign_splits(df, config, hashes=hashes)
 
     assert splits[order[0]] == "train" and splits[order[-1]] == "test"
     assert splits[order[10]] == splits[order[80]] == "val"
@@ -390,11 +427,23 @@ def test_time_split_rejects_numbers_as_timestamps() -> None:
         assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
 
 
-def test_time_split_that_would_leave_a_split_empty_is_an_error() -> None:
+def test_time_split_with_latest_groups_that_would_leave_a_split_empty_is_an_error() -> None:
     df = _timeline(20)
     df["seller_id"] = "one-seller"
+    config = SplitConfig(strategy="time", time_groups="latest", near_duplicates=False)
     with pytest.raises(ValueError, match="train, val got no rows"):
-        assign_splits(df, SplitConfig(strategy="time", near_duplicates=False))
+        assign_splits(df, config)
+
+
+def test_time_split_with_latest_groups_warns_that_year_round_sellers_empty_train(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df = _year_round_sellers(200, n_sellers=40)
+    config = SplitConfig(strategy="time", time_groups="latest", near_duplicates=False)
+    with caplog.at_level(logging.WARNING):
+        splits = assign_splits(df, config)
+    assert (splits == "train").sum() < 0.25 * len(df)  # wanted: 70%
+    assert "time_groups='allow' keeps the time order" in caplog.text
 
 
 # --- saving and loading ---------------------------------------------------------------------
@@ -469,6 +518,8 @@ def test_leakage_report_counts_crossings_sizes_and_shares() -> None:
     assert report.duplicate_groups_crossing == 1  # rows a, c and e share a photo
     assert report.split_sizes == {"train": 2, "val": 2, "test": 2}
     assert report.infringing_share == {"train": 0.5, "val": 0.0, "test": 0.5}
+    assert report.test_rows_from_train_sellers == 1  # row b: s1 is also in train
+    assert "1 sellers have listings in more than one split" in report.describe()
 
 
 def test_leakage_report_without_hashes_or_root_warns_that_images_were_not_checked(
@@ -478,7 +529,9 @@ def test_leakage_report_without_hashes_or_root_warns_that_images_were_not_checke
     with caplog.at_level(logging.WARNING):
         report = leakage_report(marketplace.df, splits)
     assert report.duplicate_groups_crossing == 0
+    assert not report.images_checked
     assert "not checked" in caplog.text
+    assert "near-duplicate images were not checked" in report.describe()
 
 
 def test_leakage_report_rejects_splits_that_do_not_cover_the_manifest() -> None:
