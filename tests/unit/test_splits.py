@@ -201,6 +201,25 @@ def test_unreadable_and_missing_images_are_split_by_seller_and_warned_about(
     assert "2 of 2 images are missing or could not be decoded" in caplog.text
 
 
+def test_an_image_shared_by_many_rows_is_hashed_once(
+    marketplace: Marketplace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipguard.data.splits as splits_module
+
+    hashed: list[Path] = []
+
+    def counting_hashes(paths: list[Path], **kwargs: object) -> list[str | None]:
+        hashed.extend(paths)
+        return image_hashes(paths, **kwargs)
+
+    monkeypatch.setattr(splits_module, "image_hashes", counting_hashes)
+    df = marketplace.df.copy()
+    df.loc[:9, "image_path"] = df.loc[0, "image_path"]  # one catalogue photo on ten listings
+    splits = assign_splits(df, root=marketplace.root)
+    assert sorted(hashed) == sorted({marketplace.root / p for p in df["image_path"]})
+    assert splits[:10].nunique() == 1
+
+
 def test_group_split_warns_when_one_huge_group_pushes_sizes_off_target(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

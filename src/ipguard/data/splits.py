@@ -423,18 +423,22 @@ def _manifest_hashes(
     paths = [
         None if pd.isna(p) or str(p).strip() == "" else root / str(p) for p in df["image_path"]
     ]
-    result = image_hashes(paths, workers=min(8, os.cpu_count() or 1))
-    unreadable = [str(p) for p, h in zip(paths, result, strict=True) if p is not None and h is None]
+    # Each file once: catalogue photos are often shared by many rows, and decoding dominates.
+    unique = list(dict.fromkeys(p for p in paths if p is not None))
+    by_path = dict(
+        zip(unique, image_hashes(unique, workers=min(8, os.cpu_count() or 1)), strict=True)
+    )
+    unreadable = [str(p) for p, h in by_path.items() if h is None]
     if unreadable:
         logger.warning(
             "%s: %d of %d images are missing or could not be decoded (e.g. %s); those rows get "
             "no hash and are grouped by seller only",
             caller,
             len(unreadable),
-            sum(p is not None for p in paths),
+            len(by_path),
             unreadable[:_EXAMPLES_SHOWN],
         )
-    return result
+    return [None if p is None else by_path[p] for p in paths]
 
 
 # --- strategies -----------------------------------------------------------------------------
