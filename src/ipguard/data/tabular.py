@@ -1,0 +1,274 @@
+"""Tabular listing features for the fused models: price against the brand catalog, brand mentions.
+
+A counterfeit may have a clean title and a plausible photo and still give itself away by its
+price: a watch at a fifth of the brand's reference price. :class:`TabularFeaturizer` turns a
+listing frame into a small fixed-width float32 matrix with those facts:
+
+* ``price_log_ratio``: ``log(price / reference_price)`` of the listing's brand, clipped to
+  +-:data:`MAX_ABS_LOG_RATIO`. Computed only when the listing's currency is the catalog's
+  currency for that brand: ipguard carries no exchange rates, and a ratio built on a stale or
+  guessed rate would look exactly like the price anomaly it is meant to find. Otherwise it is
+  0 and ``price_ratio_missing`` says so, with the reason in one of the flags below.
+* ``price_missing``: no price, or one that is not a positive finite number.
+* ``brand_unknown``: neither the ``brand`` column nor the listing text names a catalog brand.
+* ``currency_mismatch``: price and brand are known, but the listing's currency (or its
+  absence) differs from the currency of the brand's reference price.
+* the brand-mention features of :class:`ipguard.text.features.BrandMatcher` over the
+  listing text (how well, and how disguised, a catalog brand is named);
+* ``text_empty``: no title and no description.
+
+Missing values are 0 plus a flag, never NaN, so the matrix can go straight into a network or
+a logistic regression. Without a catalog (``brands_path=None``) only the flags carry
+information. The featurizer is a plain value that serialises to JSON (:meth:`to_dict`), so
+an exported model rebuilds exactly the features it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ipguard.text.features import FEATURE_NAMES as BRAND_FEATURE_NAMES
+from ipguard.text.features import BrandMatcher
+from ipguard.text.normalize import is_missing, normalize, text_of
+
+__all__ = ["FEATURE_DIM", "FEATURE_NAMES", "MAX_ABS_LOG_RATIO", "CatalogEntry", "TabularFeaturizer"]
+
+#: Column names of :meth:`TabularFeaturizer.transform`, in order.
+FEATURE_NAMES: tuple[str, ...] = (
+    "price_log_ratio",
+    "price_ratio_missing",
+    "price_missing",
+    "brand_unknown",
+    "currency_mismatch",
+    *BRAND_FEATURE_NAMES,
+    "text_empty",
+)
+FEATURE_DIM = len(FEATURE_NAMES)
+#: A price 55x above or below the reference is as suspicious as any further out.
+MAX_ABS_LOG_RATIO = 4.0
+
+_DICT_FORMAT = "ipguard.tabular_featurizer"
+_DICT_VERSION = 1
+# What a catalog brand matched in the text looks like when nothing was found.
+_NO_MENTION = np.array([0.0, 0.0, 0.0, 1.0, 0.0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One brand of the catalog: its reference price, when known, and that price's currency."""
+
+    brand: str
+    reference_price: float | None
+    currency: str | None
+
+
+def _brand_key(name: str) -> str:
+    """A brand's lookup key: normalised, spaces dropped ("Louis  Vuitton" = "louisvuitton")."""
+    return "".join(normalize(name).split())
+
+
+def _currency_key(value: object) -> str | None:
+    if is_missing(value) or not str(value).strip():
+        return None
+    return str(value).strip().upper()
+
+
+def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
+    if name not in frame.columns:
+        return [None] * len(frame)
+    return [None if is_missing(v) or not str(v).strip() else str(v) for v in frame[name]]
+
+
+def _prices(frame: pd.DataFrame) -> np.ndarray:
+    """Listing prices as float64; NaN where absent, unparsable, infinite or not positive."""
+    from ipguard.data.schema import coerce_price
+
+    if "price" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    number, _ = coerce_price(frame["price"].reset_index(drop=True))
+    values = number.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+class TabularFeaturizer:
+    """Listing frame -> float32 ``(n, FEATURE_DIM)`` features; see the module docstring."""
+
+    FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES
+
+    def __init__(self, catalog: Sequence[CatalogEntry] = (), *, threshold: float = 0.8) -> None:
+        self._catalog: tuple[CatalogEntry, ...] = tuple(catalog)
+        self._by_key: dict[str, CatalogEntry] = {}
+        for index, entry in enumerate(self._catalog):
+            key = _brand_key(entry.brand)
+            if key in self._by_key:
+                raise ValueError(
+                    f"catalog[{index}]: brand {entry.brand!r} repeats "
+                    f"{self._by_key[key].brand!r}; expected one row per brand"
+                )
+            self._by_key[key] = entry
+        self._matcher = (
+            BrandMatcher([e.brand for e in self._catalog], threshold=threshold)
+            if self._catalog
+            else None
+        )
+        self._threshold = float(threshold)
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_catalog(
+        cls, brands_path: str | Path | None, *, threshold: float = 0.8
+    ) -> TabularFeaturizer:
+        """Read a brand catalog CSV (brand, reference_price, currency); ``None``: no catalog.
+
+        The catalog is checked by :func:`ipguard.data.schema.validate_brands`, whose errors
+        name the file, row and column of every problem.
+        """
+        if brands_path is None:
+            return cls((), threshold=threshold)
+        from ipguard.data.schema import validate_brands
+
+        path = Path(brands_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"data.brands={brands_path}: expected a brand catalog CSV (brand, "
+                "reference_price, currency), found no such file"
+            )
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        typed = validate_brands(raw, source=str(path))
+        catalog = [
+            CatalogEntry(
+                brand=str(row.brand),
+                reference_price=None
+                if pd.isna(row.reference_price)
+                else float(row.reference_price),
+                currency=_currency_key(row.currency),
+            )
+            for row in typed.itertuples(index=False)
+        ]
+        return cls(catalog, threshold=threshold)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description; :meth:`from_dict` rebuilds an equal featurizer."""
+        return {
+            "format": _DICT_FORMAT,
+            "version": _DICT_VERSION,
+            "feature_names": list(FEATURE_NAMES),
+            "threshold": self._threshold,
+            "catalog": [
+                {"brand": e.brand, "reference_price": e.reference_price, "currency": e.currency}
+                for e in self._catalog
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TabularFeaturizer:
+        if not isinstance(d, Mapping):
+            raise TypeError(f"tabular featurizer: expected a mapping, found {type(d).__name__}")
+        if d.get("format") != _DICT_FORMAT or d.get("version") != _DICT_VERSION:
+            raise ValueError(
+                f"tabular featurizer: expected format {_DICT_FORMAT!r} version {_DICT_VERSION}, "
+                f"found format {d.get('format')!r} version {d.get('version')!r}"
+            )
+        names = tuple(d.get("feature_names", ()))
+        if names != FEATURE_NAMES:
+            raise ValueError(
+                f"tabular featurizer: the model was trained on features {list(names)}, this "
+                f"ipguard computes {list(FEATURE_NAMES)}; use the ipguard version it was built with"
+            )
+        catalog = [
+            CatalogEntry(
+                brand=str(e["brand"]),
+                reference_price=None
+                if e.get("reference_price") is None
+                else float(e["reference_price"]),
+                currency=_currency_key(e.get("currency")),
+            )
+            for e in d.get("catalog", [])
+        ]
+        return cls(catalog, threshold=float(d.get("threshold", 0.8)))
+
+    # --- what it knows --------------------------------------------------------------------
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURE_NAMES
+
+    @property
+    def catalog(self) -> tuple[CatalogEntry, ...]:
+        return self._catalog
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TabularFeaturizer):
+            return NotImplemented
+        return self._catalog == other._catalog and self._threshold == other._threshold
+
+    def __hash__(self) -> int:
+        return hash((self._catalog, self._threshold))
+
+    def __repr__(self) -> str:
+        return f"TabularFeaturizer({len(self._catalog)} brands, threshold={self._threshold})"
+
+    # --- features -------------------------------------------------------------------------
+    def _entries(self, frame: pd.DataFrame, texts: list[str]) -> list[CatalogEntry | None]:
+        """Each listing's catalog brand: its ``brand`` column, else the brand its text names."""
+        claimed = _text_column(frame, "brand")
+        entries = [None if b is None else self._by_key.get(_brand_key(b)) for b in claimed]
+        if self._matcher is not None:
+            for i, entry in enumerate(entries):
+                if entry is None and texts[i]:
+                    mention = self._matcher.match(texts[i]).brand
+                    entries[i] = None if mention is None else self._by_key[_brand_key(mention)]
+        return entries
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Float32 ``(len(frame), FEATURE_DIM)``, columns as :data:`FEATURE_NAMES`; no NaN.
+
+        Any of ``title``, ``description``, ``brand``, ``price``, ``currency`` may be absent
+        from ``frame``; a value that cannot be used counts as missing and sets its flag.
+        """
+        frame = frame.reset_index(drop=True)
+        n = len(frame)
+        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
+        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
+        prices = _prices(frame)
+        currencies = (
+            [_currency_key(c) for c in frame["currency"]]
+            if "currency" in frame.columns
+            else [None] * n
+        )
+        entries = self._entries(frame, texts)
+
+        out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
+        col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+        for i, entry in enumerate(entries):
+            price_missing = bool(np.isnan(prices[i]))
+            brand_unknown = entry is None
+            reference = None if entry is None else entry.reference_price
+            mismatch = (
+                not price_missing
+                and reference is not None
+                and (currencies[i] is None or currencies[i] != entry.currency)  # type: ignore[union-attr]
+            )
+            usable = not price_missing and reference is not None and reference > 0 and not mismatch
+            if usable:
+                ratio = float(np.log(prices[i] / reference))  # type: ignore[operator]
+                out[i, col["price_log_ratio"]] = np.clip(
+                    ratio, -MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO
+                )
+            out[i, col["price_ratio_missing"]] = not usable
+            out[i, col["price_missing"]] = price_missing
+            out[i, col["brand_unknown"]] = brand_unknown
+            out[i, col["currency_mismatch"]] = mismatch
+            out[i, col["text_empty"]] = not texts[i]
+        first = col[BRAND_FEATURE_NAMES[0]]
+        mentions = slice(first, first + len(BRAND_FEATURE_NAMES))
+        if self._matcher is None:
+            out[:, mentions] = _NO_MENTION
+        else:
+            out[:, mentions] = self._matcher.features(texts)
+        return out
