@@ -1,0 +1,118 @@
+"""Serving side of the fused models: the fusion network and the late-fusion stacker.
+
+Both rebuild everything from the spec and the model folder: the network from
+``spec.network`` and its safetensors weights (or, for late fusion, the base models copied
+into the folder), the image preprocessing from ``spec.preprocessing`` through
+:class:`~ipguard.export.predictors.image.ImageTower`, and the tabular features from the
+featurizer stored in ``spec.extras["tabular"]``. A row without a usable image is scored with
+a zero image and ``image_present=0``, exactly as the network saw such rows in training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ipguard.export.inputs import ScoringInputs
+from ipguard.export.predictors.image import ImageTower, sigmoid
+from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+
+BATCH = 64
+
+
+def _torch_only(spec: ModelSpec, runtime: str) -> None:
+    if runtime != "torch":
+        raise ValueError(
+            f"runtime={runtime!r}: model kind {spec.kind!r} serves on 'torch' only "
+            "(ONNX export covers image models)"
+        )
+
+
+def _featurizer(spec: ModelSpec, folder: Path):  # type: ignore[no-untyped-def]
+    from ipguard.data.tabular import TabularFeaturizer
+
+    if "tabular" not in spec.extras:
+        raise ValueError(
+            f"{folder}: a {spec.kind!r} model needs its tabular featurizer in the spec's "
+            "extras['tabular'], found none; re-export it with ipguard"
+        )
+    return TabularFeaturizer.from_dict(spec.extras["tabular"])
+
+
+class FusionPredictor:
+    """The fused image + text + tabular network."""
+
+    needs_images = True
+
+    def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
+        from safetensors.torch import load_model
+
+        from ipguard.models.fusion import FusionNetwork
+
+        _torch_only(spec, runtime)
+        self.network = FusionNetwork(**spec.network)
+        load_model(self.network, str(Path(folder) / WEIGHTS_FILE))
+        self.network.eval()
+        self.image_size = int(spec.preprocessing["image_size"])
+        self.tower = ImageTower(self.network.image, spec.preprocessing)
+        self.featurizer = _featurizer(spec, folder)
+
+    def _images(self, inputs: ScoringInputs, chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.zeros(len(chunk), 3, self.image_size, self.image_size)
+        present = torch.zeros(len(chunk))
+        usable = [k for k, i in enumerate(chunk) if inputs.images[i] is not None]
+        if usable:
+            images[usable] = self.tower.tensor(inputs, [chunk[k] for k in usable])
+            present[usable] = 1.0
+        return images, present
+
+    def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from ipguard.text.normalize import model_text
+
+        n = len(inputs)
+        raw, image, text = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        tabular = torch.from_numpy(self.featurizer.transform(inputs.frame))
+        for start in range(0, n, BATCH):
+            chunk = list(range(start, min(start + BATCH, n)))
+            images, present = self._images(inputs, chunk)
+            texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
+            with torch.inference_mode():
+                out = self.network(images, present, texts, tabular[chunk])
+            raw[chunk] = sigmoid(out["logit"].double().numpy())
+            has_image = present.numpy() > 0
+            has_text = np.array([bool(t.strip()) for t in texts])
+            image[chunk] = np.where(has_image, sigmoid(out["image_logit"].double().numpy()), np.nan)
+            text[chunk] = np.where(has_text, sigmoid(out["text_logit"].double().numpy()), np.nan)
+        return raw, image, text
+
+
+class LateFusionPredictor:
+    """The logistic-regression stacker over the image and text base models in ``bases/``."""
+
+    def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
+        from ipguard.export.scorer import ListingScorer
+        from ipguard.models.late_fusion import STACK_FEATURE_NAMES
+
+        _torch_only(spec, runtime)
+        network = spec.network
+        if tuple(network.get("features", ())) != STACK_FEATURE_NAMES:
+            raise ValueError(
+                f"{folder}: the stacker was fitted on features {network.get('features')}, "
+                f"this ipguard builds {list(STACK_FEATURE_NAMES)}; use the ipguard that built it"
+            )
+        self.bases = {
+            role: ListingScorer.load(Path(folder) / rel, runtime=runtime)
+            for role, rel in network["bases"].items()
+        }
+        self.coef = np.asarray(network["coef"], dtype=np.float64)
+        self.intercept = float(network["intercept"])
+        self.featurizer = _featurizer(spec, folder)
+        self.needs_images = any(b.predictor.needs_images for b in self.bases.values())
+
+    def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from ipguard.models.late_fusion import predict_stacker, stacking_features
+
+        features, image, text = stacking_features(inputs, self.bases, self.featurizer)
+        return predict_stacker(features, self.coef, self.intercept), image, text

@@ -1,0 +1,139 @@
+"""FusionClassifier: the fused listing model (image + text + tabular) as a LightningModule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ipguard.data.tabular import FEATURE_DIM
+from ipguard.models.fusion import FusionNetwork, text_presence
+from ipguard.models.losses import binary_loss
+from ipguard.models.module import ListingClassifier
+
+
+class FusionClassifier(ListingClassifier):
+    """One model over the listing's image, text and price/brand features.
+
+    The loss is the fused logit's plus ``aux_weight`` times the image and text heads' own
+    losses (each only on rows that have that modality), see :mod:`ipguard.models.fusion`.
+    Takes only plain arguments, so ``FusionClassifier.load_from_checkpoint(path)`` rebuilds it
+    without Hydra or the training config.
+    """
+
+    modalities: ClassVar[frozenset[str]] = frozenset({"image", "text", "tabular"})
+    registered_name: ClassVar[str] = "ipguard-listing"
+
+    def __init__(
+        self,
+        image_backbone: str = "tiny_cnn",
+        *,
+        pretrained: bool = False,
+        weights_path: str | None = None,
+        image_size: int = 128,
+        text_dim: int = 64,
+        n_buckets: int = 2**16,
+        tabular_dim: int = FEATURE_DIM,
+        hidden: int = 64,
+        dropout: float = 0.1,
+        modality_dropout: float = 0.2,
+        aux_weight: float = 0.5,
+        lr: float = 2e-3,
+        head_lr: float | None = 1e-2,
+        weight_decay: float = 1e-4,
+        loss: str = "bce",
+        focal_gamma: float = 2.0,
+        pos_weight: float | None = None,
+        scheduler: str = "onecycle",
+        freeze_backbone_epochs: int = 0,
+    ) -> None:
+        super().__init__(
+            lr=lr,
+            head_lr=head_lr,
+            weight_decay=weight_decay,
+            loss=loss,
+            focal_gamma=focal_gamma,
+            pos_weight=pos_weight,
+            scheduler=scheduler,
+            freeze_backbone_epochs=freeze_backbone_epochs,
+        )
+        if aux_weight < 0:
+            raise ValueError(f"model.aux_weight: expected >= 0, found {aux_weight}")
+        self.save_hyperparameters()
+        self.net = FusionNetwork(
+            **self._network_args(),
+            pretrained=pretrained,
+            weights_path=Path(weights_path) if weights_path else None,
+        )
+        self._outputs: dict[str, torch.Tensor] | None = None
+
+    def _network_args(self) -> dict[str, Any]:
+        """The FusionNetwork arguments, which the exported spec carries to serving."""
+        names = ("image_backbone", "image_size", "text_dim", "n_buckets", "tabular_dim")
+        names += ("hidden", "dropout", "modality_dropout")
+        return {name: self.hparams[name] for name in names}
+
+    @property
+    def network(self) -> nn.Module:
+        return self.net
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        spec = self.net.image.spec
+        return {"image_size": self.hparams.image_size, "mean": spec.mean, "std": spec.std}
+
+    def attach_data(self, dm: Any) -> None:
+        """Called by ``train()`` before fitting: the data's tabular width must be the model's."""
+        width = dm.tabular_features(dm.frames["train"].head(1)).shape[1]
+        if width != self.hparams.tabular_dim:
+            raise ValueError(
+                f"model.tabular_dim={self.hparams.tabular_dim}, but the data's tabular "
+                f"featurizer gives {width} columns; set model.tabular_dim={width}"
+            )
+
+    def logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        self._outputs = self.net(
+            batch["image"], batch["image_present"], batch["text"], batch["tabular"]
+        )
+        return self._outputs["logit"]
+
+    def _aux_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The image and text heads' losses, each on the rows that have that modality."""
+        assert self._outputs is not None
+        labels = batch["label"].float()
+        present = {
+            "image_logit": batch["image_present"].bool().reshape(-1),
+            "text_logit": text_presence(batch["text"], labels.device).bool(),
+        }
+        total = labels.new_zeros(())
+        for key, rows in present.items():
+            if rows.any():
+                total = total + binary_loss(
+                    self._outputs[key][rows],
+                    labels[rows],
+                    kind=self.hparams.loss,
+                    pos_weight=self.hparams.pos_weight,
+                    focal_gamma=self.hparams.focal_gamma,
+                )
+        return total
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)  # fused loss, metrics and logging
+        if self.hparams.aux_weight == 0:
+            return loss
+        aux = self._aux_loss(batch)
+        self.log("train/aux_loss", aux, on_epoch=True, batch_size=len(batch["text"]))
+        return loss + self.hparams.aux_weight * aux
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.image.backbone.parameters())
+
+    def export_spec(self) -> dict[str, Any]:
+        return {
+            "kind": "fusion",
+            "network": self._network_args(),
+            # images only: the text tower always reads model_text(title, description)
+            "preprocessing": self.preprocessing,
+        }
