@@ -254,14 +254,21 @@ def _from_uri(uri: str, scratch: Path) -> LoadedModel:
 
 def _registry_version(client: Any, uri: str) -> tuple[str | None, str | None, dict[str, str]]:
     """``(name, version, version tags)`` for ``models:/name@alias`` or ``models:/name/N``."""
+    from mlflow.exceptions import MlflowException
+
     match = _MODELS_URI.match(uri)
     if not match:
         return None, None, {}
     name = match["name"]
-    if match["alias"]:
-        mv = client.get_model_version_by_alias(name, match["alias"])
-    else:
-        mv = client.get_model_version(name, match["version"])
+    try:
+        if match["alias"]:
+            mv = client.get_model_version_by_alias(name, match["alias"])
+        else:
+            mv = client.get_model_version(name, match["version"])
+    except MlflowException as err:
+        raise ValueError(
+            f"model_uri={uri}: not in the registry at {client.tracking_uri} ({err.message})"
+        ) from err
     return name, str(mv.version), dict(mv.tags or {})
 
 
@@ -320,8 +327,9 @@ def checkpoint_class(path: Path, hparams: dict[str, Any], model_class: str | Non
     """The LightningModule class to rebuild ``path`` with.
 
     Lightning checkpoints store the constructor arguments but not the class, so unless
-    ``model_class`` names it, the class is the one model config (``configs/model/*.yaml``)
-    whose constructor takes exactly these hyper-parameters; anything else is ambiguous.
+    ``model_class`` names it, the class is the one LightningModule among the model configs
+    (``configs/model/*.yaml``) whose constructor accepts these hyper-parameters and needs no
+    others; none or several is an error asking for ``model_class``.
     """
     from hydra.utils import get_class
 
@@ -344,7 +352,7 @@ def checkpoint_class(path: Path, hparams: dict[str, Any], model_class: str | Non
         return next(iter(matches.values()))
     found = sorted(matches) if matches else "no model config"
     raise ValueError(
-        f"model_uri={path}: cannot tell the model class from its hyper-parameters "
+        f"{path}: cannot tell the model class from its hyper-parameters "
         f"{sorted(hparams)}: {found} match; set model_class=<module>.<Class>"
     )
 
@@ -399,8 +407,15 @@ def _demo(cfg: DictConfig) -> Any:
     return ensure_demo_data(cfg.demo.dir, n=int(cfg.demo.n), seed=int(cfg.demo.seed))
 
 
-def load_listings(cfg: DictConfig, report_dir: Path, model: LoadedModel, scratch: Path) -> Listings:
-    """Validate the manifest (rejects written in quarantine mode) and keep the chosen split."""
+def load_listings(
+    cfg: DictConfig, report_dir: Path, model: LoadedModel | None, scratch: Path
+) -> Listings:
+    """Validate the manifest (rejects written in quarantine mode) and keep the chosen split.
+
+    Reads ``manifest`` (else the ``demo`` listings), ``on_error``, ``check_images``, ``split``
+    and ``split_file`` from ``cfg``; ``model`` is only needed to find its training run's
+    splits.csv when ``split`` is set without ``split_file``.
+    """
     from ipguard.data.fingerprint import dataset_fingerprint
     from ipguard.data.io import manifest_root
     from ipguard.data.schema import load_manifest
@@ -427,6 +442,11 @@ def load_listings(cfg: DictConfig, report_dir: Path, model: LoadedModel, scratch
         "valid": validation.rows_valid,
         "rejected": validation.rows_rejected,
     }
+    if frame.empty:
+        raise ValueError(
+            f"{manifest}: no valid listing to evaluate ({validation.summary()}"
+            + (f"; see {report_dir / 'rejects.csv'})" if quarantine else ")")
+        )
     listings = Listings(frame, manifest.resolve(), root, fingerprint, rows)
     if cfg.get("split"):
         split_file, described = _split_file(cfg, model, scratch)
@@ -434,15 +454,15 @@ def load_listings(cfg: DictConfig, report_dir: Path, model: LoadedModel, scratch
     return listings
 
 
-def _split_file(cfg: DictConfig, model: LoadedModel, scratch: Path) -> tuple[Path, str]:
+def _split_file(cfg: DictConfig, model: LoadedModel | None, scratch: Path) -> tuple[Path, str]:
     """``cfg.split_file``, or the ``data/splits.csv`` logged with the model's training run;
     with a description of it for the report."""
     if cfg.get("split_file"):
         path = Path(str(cfg.split_file)).expanduser()
         return path, str(path.resolve())
-    if model.training_run_id is None:
+    if model is None or model.training_run_id is None:
         raise ValueError(
-            f"split={cfg.split}: model_uri={cfg.model_uri} has no training run to take "
+            f"split={cfg.split}: model_uri={cfg.get('model_uri')} has no training run to take "
             "splits.csv from; set split_file=<path to the training run's splits.csv>"
         )
     import mlflow

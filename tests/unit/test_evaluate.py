@@ -265,3 +265,23 @@ def test_training_manifest_is_flagged_and_split_test_keeps_the_runs_test_rows(tr
     assert "the model's own training data" not in test_only.report.markdown_path.read_text()
     # the served, calibrated model ranks the test split as training's own test step did
     assert test_only.metrics["auroc"] == pytest.approx(result.metrics["test/auroc"], abs=0.02)
+
+
+def test_unreadable_image_is_counted_as_not_scored_and_listed_with_its_flag(
+    trained, manifest, tmp_path
+):
+    rows = pd.read_csv(manifest, dtype=str).head(20)
+    broken = f"images/broken-{tmp_path.name}.jpg"
+    (manifest.parent / broken).write_bytes(b"not a jpeg")
+    rows.loc[4, "image_path"] = broken
+    path = manifest.parent / f"broken-{tmp_path.name}.csv"
+    rows.to_csv(path, index=False)
+    result = _evaluate(
+        trained, tmp_path, f"model_uri={trained['result'].model_dir}", f"manifest={path}"
+    )
+    assert result.rows["not_scored"] == 1 and result.rows["evaluated"] == 19
+    assert result.report.headline["n"] == 19
+    not_scored = pd.read_csv(result.report.markdown_path.parent / "not_scored.csv")
+    assert not_scored["listing_id"].tolist() == [rows["listing_id"][4]]
+    assert "image_unreadable" in not_scored["flags"][0]
+    assert "1 listing(s) could not be scored" in result.report.markdown_path.read_text()
