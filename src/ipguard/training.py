@@ -76,6 +76,36 @@ def _imbalance_overrides(kind: str, positive_fraction: float) -> dict[str, Any]:
     return {}
 
 
+class EpochSeeding(L.Callback):
+    """Seeds every training epoch from ``(seed, epoch)`` alone.
+
+    Lightning checkpoints carry no random-number-generator state, so a run resumed from
+    ``last.ckpt`` would otherwise drop out and augment its remaining epochs differently from an
+    uninterrupted run. Reseeding at each epoch start, not only on resume, makes both draw the
+    same numbers; the shuffle order is already a function of (seed, epoch) through the
+    sampler's ``set_epoch``. Ranks share the global seed (as after ``seed_everything``) but
+    augment with their own stream.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import random
+
+        import torch
+
+        epoch = trainer.current_epoch
+        global_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        random.seed(global_seed)
+        np.random.seed(global_seed)
+        torch.manual_seed(global_seed)
+        reseed = getattr(trainer.datamodule, "reseed_augmentation", None)
+        if reseed is not None:
+            sequence = np.random.SeedSequence([self.seed, epoch, trainer.global_rank])
+            reseed(int(sequence.generate_state(1)[0]))
+
+
 def _instantiate_list(section: DictConfig | None) -> list[Any]:
     """Instantiate each entry with a ``_target_``; entries set to null are switched off."""
     if not section:
@@ -156,7 +186,7 @@ def _fit_lightning(
     cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str
 ) -> tuple[Any, TrainResult, bool]:
     """Lightning fit + test; returns the best model (on CPU), the result, and rank-zero-ness."""
-    callbacks = _instantiate_list(cfg.get("callbacks"))
+    callbacks = [*_instantiate_list(cfg.get("callbacks")), EpochSeeding(cfg.seed)]
     for cb in callbacks:
         if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath is None:
             cb.dirpath = str(output_dir / "checkpoints")
@@ -325,6 +355,11 @@ def _register(
         metrics=headline,
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
+    if cfg.get("onnx"):
+        from ipguard.export.onnx import ONNX_KINDS, add_onnx
+
+        if spec.kind in ONNX_KINDS:
+            add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
     tags = {
         "git_commit": git_commit(),
         "data_fingerprint": dm.fingerprint,

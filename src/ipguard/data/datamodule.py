@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, WeightedRandomSampler
 
 from ipguard.data.datasets import ListingDataset, label_array
 
@@ -89,6 +89,8 @@ class ListingDataModule(L.LightningDataModule):
         self.manifest_path: Path | None = None
         self.root: Path | None = None
         self.featurizer: Any = None  # tabular features, built on first use
+        # draws only the train loader's worker base seed, never the global RNG: see train_dataloader
+        self._loader_generator = torch.Generator().manual_seed(seed)
 
     # --- preparation --------------------------------------------------------------------------
     def resolve_manifest(self) -> Path:
@@ -186,6 +188,13 @@ class ListingDataModule(L.LightningDataModule):
             tabular=self.tabular_features(frame) if "tabular" in self.modalities else None,
         )
 
+    def reseed_augmentation(self, seed: int) -> None:
+        """Restart the training augmentation stream; called at every epoch start so a resumed
+        run augments its remaining epochs exactly as an uninterrupted run would."""
+        dataset = self._datasets.get("train")
+        if dataset is not None and hasattr(dataset.transform, "set_random_seed"):
+            dataset.transform.set_random_seed(seed)
+
     def tabular_features(self, frame: pd.DataFrame) -> np.ndarray:
         """Price and brand-mention features; fitted on the training split only."""
         from ipguard.data.tabular import TabularFeaturizer
@@ -236,21 +245,35 @@ class ListingDataModule(L.LightningDataModule):
         return path
 
     # --- loaders -----------------------------------------------------------------------------
-    def _loader(self, name: str, *, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(
+        self, name: str, *, shuffle: bool, batch_size: int, distributed: bool = True
+    ) -> DataLoader:
         dataset = self.dataset(name)
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
         sampler: Sampler[int] | None = None
+        generator = None
+        if name == "train" and shuffle:
+            generator = self._loader_generator
         if name == "train" and self.sampler == "weighted":
             labels = dataset.labels
             counts = np.bincount(labels, minlength=2).clip(min=1)
             weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
             sampler = WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
             shuffle = False
-        elif name != "train" and self.trainer is not None and self.trainer.world_size > 1:
+        elif name == "train" and shuffle:
+            # order from (seed, epoch) alone, set by Lightning's set_epoch; the same sampler
+            # shards rows over DDP ranks (world_size 1: a plain epoch-seeded shuffle)
+            sampler = DistributedSampler(
+                dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed
+            )
+            shuffle = False
+        elif name != "train" and distributed and world_size > 1:
             # no padding with repeated rows: DDP metrics then cover the split exactly once
             sampler = UnrepeatedDistributedSampler(
                 dataset,
-                num_replicas=self.trainer.world_size,
-                rank=self.trainer.global_rank,
+                num_replicas=world_size,
+                rank=rank,
                 shuffle=False,
             )
         return DataLoader(
@@ -261,9 +284,17 @@ class ListingDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
             worker_init_fn=_seed_worker_transform if self.num_workers else None,
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches whose randomness a resumed run can replay.
+
+        Lightning creates the first iterator of a process before ``on_train_epoch_start`` (and
+        before a resumed checkpoint's loop state is restored), later ones after it. So nothing
+        random is drawn from the global RNG at that moment: the order comes from the sampler's
+        ``(seed, epoch)``, and the loader's own generator supplies the worker base seed.
+        """
         return self._loader("train", shuffle=True, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
@@ -273,5 +304,9 @@ class ListingDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
 
     def loader(self, name: str) -> DataLoader:
-        """Unshuffled loader for any split, for predictions after training."""
-        return self._loader(name, shuffle=False, batch_size=self.eval_batch_size)
+        """Unshuffled loader over every row of a split, for predictions after training.
+
+        Never sharded: after a DDP fit the trainer (and its world size) is still attached, but
+        calibration and the policy run in one process and must see the whole split.
+        """
+        return self._loader(name, shuffle=False, batch_size=self.eval_batch_size, distributed=False)
