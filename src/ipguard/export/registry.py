@@ -1,4 +1,11 @@
-"""Log an exported model folder as a pyfunc, register it, tag it, point an alias at it."""
+"""Log an exported model folder as a pyfunc, register it, tag it, point an alias at it.
+
+Every version answers "what exactly is this?" from its tags alone: the git commit of the code
+that built it, the fingerprint of the data it learned from, the hash of its resolved config
+(all three required, see :data:`PROVENANCE_TAGS`), its headline metrics (from the spec), its
+kind, the ipguard version and the runtime it serves on by default. The provenance also goes
+into the spec, so a model folder that is re-exported (``ipguard-export``) keeps it.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ipguard.export.scorer import RUNTIMES
 from ipguard.export.signature import model_signature
 from ipguard.export.spec import ModelSpec
 
 SCREENER_FILE = Path(__file__).with_name("screener.py")
+PROVENANCE_TAGS = ("git_commit", "data_fingerprint", "config_hash")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,34 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
+def version_tags(spec: ModelSpec, tags: dict[str, Any], *, runtime: str) -> dict[str, str]:
+    """The full tag set of a new version: the caller's provenance plus what the spec says.
+
+    Raises if a provenance tag is missing or empty: a version nobody can trace back to its code,
+    data and config must not reach a screening service.
+    """
+    from importlib.metadata import version
+
+    missing = [k for k in PROVENANCE_TAGS if not str(tags.get(k) or "").strip()]
+    if missing:
+        raise ValueError(
+            f"{spec.registered_model}: every registered version must be tagged with "
+            f"{list(PROVENANCE_TAGS)}; missing or empty: {missing}"
+        )
+    out = {k: f"{v:.4f}" for k, v in spec.metrics.items() if isinstance(v, (int, float))}
+    out.update(
+        model_kind=spec.kind,
+        ipguard_version=version("ipguard"),
+        runtime=runtime,
+        format_version=str(spec.format_version),
+    )
+    onnx = spec.extras.get("onnx")
+    if onnx:
+        out["onnx_parity_max_abs_diff"] = f"{float(onnx['parity_max_abs_diff']):.3g}"
+    out.update({k: str(v) for k, v in tags.items()})
+    return out
+
+
 def log_and_register(
     model_dir: str | Path,
     spec: ModelSpec,
@@ -70,10 +107,26 @@ def log_and_register(
     tags: dict[str, Any],
     alias: str | None = "challenger",
     client: MlflowClient | None = None,
+    runtime: str = "torch",
 ) -> RegisteredVersion:
-    """Log ``model_dir`` from code in the active run; register it as its spec says."""
+    """Log ``model_dir`` from code in the active run; register it as its spec says.
+
+    ``runtime`` is the one the pyfunc uses unless a service asks for another at load time
+    (``mlflow.pyfunc.load_model(uri, model_config={"runtime": "onnx"})``); ``"onnx"`` needs the
+    folder to hold an ONNX export (see ``ipguard.export.onnx.add_onnx``).
+    """
+    from ipguard.export.onnx import ONNX_FILE
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime: expected one of {RUNTIMES}, found {runtime!r}")
+    if runtime == "onnx" and not (Path(model_dir) / ONNX_FILE).is_file():
+        raise ValueError(
+            f"runtime='onnx' needs {Path(model_dir) / ONNX_FILE}; export the model with onnx=true"
+        )
     client = client or MlflowClient()
     name = spec.registered_model
+    all_tags = version_tags(spec, tags, runtime=runtime)
+    spec.extras["provenance"] = {k: all_tags[k] for k in PROVENANCE_TAGS}
     spec.model_version = next_version(client, name)
     spec.save(model_dir)
     info = mlflow.pyfunc.log_model(
@@ -83,14 +136,14 @@ def log_and_register(
         signature=model_signature(),
         input_example=input_example,
         pip_requirements=pip_requirements(),
-        model_config={"runtime": "torch"},
+        model_config={"runtime": runtime},
     )
     run_id = mlflow.active_run().info.run_id if mlflow.active_run() else None
     mv = client.create_model_version(
         name,
         source=info.model_uri,
         run_id=run_id,
-        tags={k: str(v) for k, v in tags.items()},
+        tags=all_tags,
         model_id=getattr(info, "model_id", None),
     )
     if str(mv.version) != spec.model_version:
