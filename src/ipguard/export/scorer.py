@@ -18,15 +18,17 @@ from ipguard.export.inputs import FLAG_SEPARATOR, collect_inputs
 from ipguard.export.predictors import build_predictor
 from ipguard.export.spec import ModelSpec
 
-OUTPUT_COLUMNS = (
-    "listing_id",
-    "score",
-    "decision",
-    "image_score",
-    "text_score",
-    "flags",
-    "model_version",
-)
+#: one output row per input row, in request order, with these columns and types
+OUTPUT_TYPES = {
+    "listing_id": "string",
+    "score": "double",
+    "decision": "string",
+    "image_score": "double",
+    "text_score": "double",
+    "flags": "string",
+    "model_version": "string",
+}
+OUTPUT_COLUMNS = tuple(OUTPUT_TYPES)
 RUNTIMES = ("torch", "onnx")
 
 
@@ -69,3 +71,20 @@ class ListingScorer:
             },
             columns=list(OUTPUT_COLUMNS),
         )
+
+
+def with_nulls(out: pd.DataFrame) -> pd.DataFrame:
+    """The scorer's output with missing scores as ``None`` instead of NaN, for the pyfunc.
+
+    MLflow's REST server writes a float NaN as the bare token ``NaN``, which is not JSON:
+    strict parsers (JavaScript's ``JSON.parse``, Go's ``encoding/json``, Jackson by default)
+    reject the whole response, and an image model's ``text_score`` is missing on every row. As
+    ``None`` it is written ``null``, as the contract says; in Python the columns hold floats
+    and ``None`` (``.astype(float)`` gives NaN back).
+    """
+    out = out.copy()
+    for name, kind in OUTPUT_TYPES.items():
+        if kind == "double":
+            column = out[name].astype(object)
+            out[name] = column.where(out[name].notna(), None)
+    return out

@@ -26,8 +26,10 @@ class ListingScreener(PythonModel):
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
+        from ipguard.export.scorer import with_nulls
+
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.scorer.score(frame)
+        return with_nulls(self.scorer.score(frame))  # null, not NaN, in REST responses
 
 
 mlflow.models.set_model(ListingScreener())

@@ -1,43 +1,29 @@
-"""The typed signature of the exported model: the model contract in MLflow's terms."""
+"""The signature of the exported model: the model contract in MLflow's terms.
+
+Every input column is declared ``Any``, not ``string``/``double``. MLflow enforces a
+signature *before* ``predict`` runs and rejects the whole request when one column does not fit
+its type: a single price "abc", integer prices against ``double``, or a one-row request whose
+title is the number 123 would each fail every listing in the batch (MLflow 3.17 raises
+"Failed to enforce schema"). The contract says a bad row is scored with what is usable and
+flagged, so the types (:data:`ipguard.export.inputs.INPUT_COLUMNS`) are enforced per row in
+:func:`ipguard.export.inputs.collect_inputs` instead. The signature still names every column
+and makes ``listing_id`` required: a request without it is refused with HTTP 400, because
+without ids the service could not tell which decision belongs to which listing.
+"""
 
 from __future__ import annotations
 
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
-# every input but listing_id is optional: a service sends what it has
-STRING_INPUTS = (
-    "title",
-    "description",
-    "brand",
-    "category",
-    "market",
-    "language",
-    "currency",
-    "seller_id",
-    "image_path",
-    "image_b64",
-    "listed_at",
-)
+from ipguard.export.inputs import INPUT_COLUMNS, REQUIRED_INPUTS
+from ipguard.export.scorer import OUTPUT_TYPES
 
 
 def model_signature() -> ModelSignature:
     inputs = Schema(
-        [
-            ColSpec("string", "listing_id"),
-            *(ColSpec("string", name, required=False) for name in STRING_INPUTS),
-            ColSpec("double", "price", required=False),
-        ]
+        [ColSpec(AnyType(), name, required=name in REQUIRED_INPUTS) for name in INPUT_COLUMNS]
     )
-    outputs = Schema(
-        [
-            ColSpec("string", "listing_id"),
-            ColSpec("double", "score"),
-            ColSpec("string", "decision"),
-            ColSpec("double", "image_score"),
-            ColSpec("double", "text_score"),
-            ColSpec("string", "flags"),
-            ColSpec("string", "model_version"),
-        ]
-    )
+    outputs = Schema([ColSpec(kind, name) for name, kind in OUTPUT_TYPES.items()])
     return ModelSignature(inputs=inputs, outputs=outputs)
