@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,6 +13,8 @@ from ipguard.data.tabular import FEATURE_DIM
 from ipguard.models.fusion import FusionNetwork, text_presence
 from ipguard.models.losses import binary_loss
 from ipguard.models.module import ListingClassifier
+
+log = logging.getLogger(__name__)
 
 
 class FusionClassifier(ListingClassifier):
@@ -86,6 +89,11 @@ class FusionClassifier(ListingClassifier):
 
     def attach_data(self, dm: Any) -> None:
         """Called by ``train()`` before fitting: the data's tabular width must be the model's."""
+        if getattr(dm, "brands_path", None) is None:
+            log.warning(
+                "no brand catalog (data.brands=null): the fused model's price and brand "
+                "features are flags only; pass data.brands=PATH to a brands.csv"
+            )
         width = dm.tabular_features(dm.frames["train"].head(1)).shape[1]
         if width != self.hparams.tabular_dim:
             raise ValueError(
