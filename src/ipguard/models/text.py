@@ -99,7 +99,7 @@ def _offline() -> None:
 
 
 class MiniLMNetwork(nn.Module):
-    """MiniLM sentence encoder (mean pooling, L2-normalised, as all-MiniLM-L6-v2) + a logit.
+    """MiniLM sentence encoder (mean pooling, L2-normalised, as all-MiniLM-L6-v2) + a head.
 
     ``load_weights=False`` builds the encoder from its config only: serving does that and
     then loads the exported state dict, which carries the encoder weights too.
@@ -131,6 +131,10 @@ class MiniLMNetwork(nn.Module):
         self.fine_tune = fine_tune
         self.max_length = max_length
         self.embed_dim = int(self.encoder.config.hidden_size)
+        # The unit-norm sentence embeddings of two listings differ by small amounts, so a bare
+        # linear head needs huge weights and a huge learning rate to separate them; standardising
+        # each embedding first lets it train at an ordinary rate in a few epochs.
+        self.norm = nn.LayerNorm(self.embed_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.embed_dim, 1)
         self.encoder.requires_grad_(fine_tune)
@@ -177,7 +181,7 @@ class MiniLMNetwork(nn.Module):
 
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Logits from :meth:`embed`'s output, so a frozen encoder's embeddings can be cached."""
-        return self.head(self.dropout(embeddings)).squeeze(-1)
+        return self.head(self.dropout(self.norm(embeddings))).squeeze(-1)
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         return self.classify(self.embed(texts))

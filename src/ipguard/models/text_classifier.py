@@ -103,7 +103,7 @@ class MiniLMClassifier(_TextClassifier):
         max_length: int = 128,
         dropout: float = 0.1,
         cache_embeddings: bool = True,
-        lr: float = 1e-3,
+        lr: float = 1e-2,
         head_lr: float | None = None,
         weight_decay: float = 1e-4,
         loss: str = "bce",
