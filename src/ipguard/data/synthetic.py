@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ipguard.data.schema import MANIFEST_COLUMNS
 from ipguard.data.synthetic_images import (
     RGB,
     STAMP_TEXTS,
@@ -44,22 +45,6 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 INFRINGING_SHARE = 0.37
 LISTINGS_PER_SELLER = 5.0
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "listing_id",
-    "title",
-    "description",
-    "brand",
-    "category",
-    "market",
-    "language",
-    "price",
-    "currency",
-    "seller_id",
-    "image_path",
-    "listed_at",
-    "label",
-    "infringement_type",
-)
 CUE_COLUMNS: tuple[str, ...] = (
     "listing_id",
     "seller_kind",
