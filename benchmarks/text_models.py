@@ -32,7 +32,7 @@ PRECISION = 0.95
 MODELS = {
     "text_tfidf": "TF-IDF word 1-2 + char 2-5 n-grams, logistic regression",
     "text_fasttext": "hashed word + char n-gram bag (fastText-style), 2^18 x 64",
-    "text_minilm": "all-MiniLM-L6-v2 frozen, cached embeddings + linear head",
+    "text_minilm": "all-MiniLM-L6-v2 frozen, cached embeddings + layer norm + linear head",
 }
 
 
