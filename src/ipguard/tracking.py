@@ -25,13 +25,31 @@ def resolve_tracking_uri(tracking_uri: str | None, root: str | Path) -> str:
     return f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def _set_uris_without_touching_env(uri: str) -> None:
+    """MLflow also exports the URIs as environment variables; undo that.
+
+    Otherwise the first run in a process (a notebook, a test session) would pin every later
+    run to its store, because ``MLFLOW_TRACKING_URI`` wins in :func:`resolve_tracking_uri`.
+    """
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def configure_tracking(
     tracking_uri: str | None, root: str | Path, experiment: str
 ) -> tuple[str, str]:
     """Point MLflow at the store (tracking and registry) and return (uri, experiment_id)."""
     uri = resolve_tracking_uri(tracking_uri, root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    _set_uris_without_touching_env(uri)
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
