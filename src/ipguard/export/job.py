@@ -1,0 +1,315 @@
+"""``export(cfg)``: package a trained model as the screening pyfunc and register it.
+
+``ipguard-train`` already exports what it trains; this job covers everything else a team
+ships: a Lightning checkpoint (``ckpt=PATH``, e.g. a run resumed or trained elsewhere), or an
+exported model folder (``model_dir=PATH``) re-registered with a refitted calibrator, an ONNX
+graph, or under a new default runtime. The model that comes out is the same self-contained
+pyfunc ``train`` registers, tagged with its provenance and pointed at by ``challenger``; only
+``ipguard-promote`` can make it ``champion``.
+
+A checkpoint carries no calibrator and no policy: they are fitted on a labelled manifest's rows
+(``manifest=``, usually the training run's validation split: ``split=val
+split_file=<run>/splits.csv``), or taken from a previous model folder (``calibration_from=``).
+Fitting scores the rows through :class:`ipguard.export.scorer.ListingScorer`, the code the pyfunc
+runs, so the calibrator sees exactly the raw scores the served model will produce.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from ipguard.export.onnx import ONNX_DATA_FILE, ONNX_FILE, ONNX_KINDS, PARITY_FILE, add_onnx
+from ipguard.export.spec import SPEC_FILE, ModelSpec
+
+log = logging.getLogger(__name__)
+
+IDENTITY = {"method": "none"}
+# scores nothing into reject or approve until a real policy replaces it
+PLACEHOLDER_POLICY = {"reject_threshold": 1.0, "approve_threshold": 0.0}
+UNKNOWN = "unknown"
+
+
+@dataclass
+class ExportResult:
+    """What an export produced; ``summary_line`` is the one line scripts parse."""
+
+    registered: Any  # ipguard.export.registry.RegisteredVersion
+    model_dir: Path
+    tracking_uri: str
+    run_id: str
+    runtime: str
+    calibration: str
+    """Where the calibrator and policy came from: the source, a manifest, or a model folder."""
+    onnx_parity: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def summary_line(self) -> str:
+        r = self.registered
+        parity = "n/a" if self.onnx_parity is None else f"{self.onnx_parity:.2e}"
+        return (
+            f"ipguard: exported {r.name} v{r.version} @{r.alias} runtime={self.runtime} "
+            f"onnx_parity={parity} tracking_uri={self.tracking_uri}"
+        )
+
+
+@dataclass
+class _Source:
+    """The model being exported, written as a folder under the job's output folder."""
+
+    folder: Path
+    spec: ModelSpec
+    network: Any  # the torch network for ONNX export; None where the kind has none
+    described: str
+    has_calibration: bool
+
+
+def export(cfg: DictConfig) -> ExportResult:
+    """Package, calibrate, ONNX-export, tag and register one model. See module docstring."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from ipguard.export.registry import log_and_register
+    from ipguard.provenance import config_hash, git_commit
+    from ipguard.tracking import configure_tracking
+    from ipguard.training import resolve_output_dir
+
+    root = Path(cfg.paths.root_dir).resolve()
+    tracking_uri, experiment_id = configure_tracking(
+        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
+    )
+    out_dir = resolve_output_dir(cfg)
+    source = _load_source(cfg, out_dir / "model")
+    calibration, metrics, example = _calibrate(cfg, source, out_dir)
+    parity = None
+    if cfg.onnx and source.spec.kind in ONNX_KINDS:
+        parity = add_onnx(_network(source), source.spec, source.folder)
+    source.spec.save(source.folder)
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tags = {
+        "git_commit": git_commit(),
+        "data_fingerprint": _data_fingerprint(cfg, source.spec),
+        "config_hash": config_hash(resolved),  # type: ignore[arg-type]
+        "exported_from": source.described,
+        "calibration": calibration,
+    }
+    client = MlflowClient(tracking_uri)
+    run = client.create_run(
+        experiment_id,
+        run_name=cfg.get("run_name") or f"export {source.spec.registered_model}",
+        tags={"task": "export", "exported_from": source.described},
+    )
+    with mlflow.start_run(run_id=run.info.run_id):
+        client.log_dict(run.info.run_id, resolved, "config/export.yaml")
+        for key, value in metrics.items():
+            if np.isfinite(value):
+                client.log_metric(run.info.run_id, f"calibration/{key}", value)
+        registered = log_and_register(
+            source.folder,
+            source.spec,
+            input_example=example,
+            tags=tags,
+            alias=cfg.registry.alias,
+            client=client,
+            runtime=str(cfg.runtime),
+        )
+    result = ExportResult(
+        registered=registered,
+        model_dir=source.folder,
+        tracking_uri=tracking_uri,
+        run_id=run.info.run_id,
+        runtime=str(cfg.runtime),
+        calibration=calibration,
+        onnx_parity=parity,
+        metrics=metrics,
+    )
+    log.info(result.summary_line())
+    return result
+
+
+# --- the source -----------------------------------------------------------------------------
+
+
+def _load_source(cfg: DictConfig, folder: Path) -> _Source:
+    ckpt, model_dir = cfg.get("ckpt"), cfg.get("model_dir")
+    if bool(ckpt) == bool(model_dir):
+        raise ValueError(
+            "ipguard-export: expected exactly one of ckpt=<Lightning checkpoint> or "
+            f"model_dir=<exported model folder>, found ckpt={ckpt!r}, model_dir={model_dir!r}"
+        )
+    if ckpt:
+        return _from_checkpoint(Path(str(ckpt)).expanduser(), cfg, folder)
+    return _from_folder(Path(str(model_dir)).expanduser(), folder)
+
+
+def _from_checkpoint(path: Path, cfg: DictConfig, folder: Path) -> _Source:
+    """Rebuild the LightningModule (class from the checkpoint or ``model_class``) and write it."""
+    import torch
+
+    from ipguard.evaluate import checkpoint_class
+    from ipguard.export.package import write_model_dir
+
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={path}: no such checkpoint file")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    module_class = checkpoint_class(path, hparams, cfg.get("model_class"))
+    # the checkpoint's weights replace any pretrained ones, so never look for those offline
+    overrides = {k: v for k, v in (("pretrained", False), ("weights_path", None)) if k in hparams}
+    module = module_class.load_from_checkpoint(path, map_location="cpu", **overrides)
+    written, spec = write_model_dir(
+        module,
+        folder,
+        calibrator=IDENTITY,
+        policy=PLACEHOLDER_POLICY,
+        extras=_tabular_extras(module, cfg),
+    )
+    network = module.network if spec.kind in ONNX_KINDS else None
+    return _Source(written, spec, network, f"checkpoint {path.resolve()}", False)
+
+
+def _from_folder(path: Path, folder: Path) -> _Source:
+    """Copy an exported folder (never modify the original); a stale ONNX graph is re-made."""
+    if not (path / SPEC_FILE).is_file():
+        raise FileNotFoundError(
+            f"model_dir={path}: expected an exported ipguard model folder with {SPEC_FILE}"
+        )
+    if folder.exists():
+        shutil.rmtree(folder)
+    stale = shutil.ignore_patterns(ONNX_FILE, ONNX_DATA_FILE, PARITY_FILE)
+    shutil.copytree(path, folder, ignore=stale)
+    spec = ModelSpec.load(folder)
+    spec.extras.pop("onnx", None)
+    spec.model_version = None
+    return _Source(folder, spec, None, f"model folder {path.resolve()}", True)
+
+
+def _network(source: _Source) -> Any:
+    """The torch network to export: the module's, or the one serving rebuilds from the folder."""
+    if source.network is not None:
+        return source.network
+    from ipguard.export.predictors import build_predictor
+
+    return build_predictor(source.spec, source.folder, runtime="torch").tower.network
+
+
+def _tabular_extras(module: Any, cfg: DictConfig) -> dict[str, Any]:
+    """Models with tabular inputs serve with the brand catalog's featurizer (``brands=``)."""
+    if "tabular" not in getattr(module, "modalities", ()):
+        return {}
+    if not cfg.get("brands"):
+        raise ValueError(
+            f"ckpt={cfg.ckpt}: this model reads tabular features (price against the brand's "
+            "reference price), which need the brand catalog; set brands=<path to brands.csv>"
+        )
+    from ipguard.data.tabular import TabularFeaturizer
+
+    return {"tabular": TabularFeaturizer.from_catalog(str(cfg.brands)).to_dict()}
+
+
+# --- calibrator and policy ------------------------------------------------------------------
+
+
+def _calibrate(
+    cfg: DictConfig, source: _Source, out_dir: Path
+) -> tuple[str, dict[str, float], Any]:
+    """Set the spec's calibrator and policy; return where they came from, the metrics on the
+    calibration rows (empty when not fitted here) and an input example (None without rows)."""
+    spec = source.spec
+    if cfg.get("calibration_from"):
+        previous = ModelSpec.load(Path(str(cfg.calibration_from)).expanduser())
+        if previous.kind != spec.kind:
+            raise ValueError(
+                f"calibration_from={cfg.calibration_from}: its model kind {previous.kind!r} is "
+                f"not the exported model's {spec.kind!r}; its calibrator would not fit these scores"
+            )
+        spec.calibrator, spec.policy = dict(previous.calibrator), dict(previous.policy)
+        return f"taken from {cfg.calibration_from}", {}, None
+    if not cfg.get("manifest"):
+        if not source.has_calibration:
+            raise ValueError(
+                f"{source.described} has no calibrator or policy: set manifest=<labelled "
+                "listings> (e.g. the training run's validation split: split=val "
+                "split_file=<run>/splits.csv) or calibration_from=<previous model folder>"
+            )
+        return "kept from the source", {}, None
+    return _fit_on_manifest(cfg, source, out_dir)
+
+
+def _fit_on_manifest(
+    cfg: DictConfig, source: _Source, out_dir: Path
+) -> tuple[str, dict[str, float], Any]:
+    from ipguard.data.datasets import label_array
+    from ipguard.evaluate import load_listings, score_listings
+    from ipguard.evaluation.calibration import fit_calibrator
+    from ipguard.evaluation.metrics import headline_metrics
+    from ipguard.evaluation.policy import fit_policy
+    from ipguard.export.scorer import ListingScorer
+    from ipguard.training import _input_example
+
+    if cfg.get("split") and not cfg.get("split_file"):
+        raise ValueError(
+            f"split={cfg.split}: set split_file=<the training run's splits.csv> to say which "
+            "rows belong to it"
+        )
+    spec = source.spec
+    spec.calibrator, spec.policy = dict(IDENTITY), dict(PLACEHOLDER_POLICY)
+    spec.save(source.folder)  # raw scores first: the calibrator is fitted on them
+    listings = load_listings(cfg, out_dir, None, out_dir)  # type: ignore[arg-type]
+    scorer = ListingScorer.load(source.folder)
+    scored = score_listings(scorer.score, listings.frame, listings.root, int(cfg.batch_size))
+    raw = scored["score"].to_numpy(dtype=np.float64)
+    usable = np.isfinite(raw)
+    if usable.sum() == 0:
+        raise ValueError(f"{listings.manifest}: no listing could be scored; see their flags")
+    if not usable.all():
+        warnings.warn(
+            f"{listings.manifest}: {int((~usable).sum())} listing(s) could not be scored "
+            "(flags: " + ", ".join(sorted(set(scored.loc[~usable, "flags"]))) + "); the "
+            "calibrator and policy are fitted on the others",
+            stacklevel=2,
+        )
+    labels = label_array(listings.frame["label"])[usable]
+    calibrator = fit_calibrator(raw[usable], labels, method=cfg.calibration.method)
+    calibrated = calibrator(raw[usable])
+    policy = fit_policy(
+        calibrated,
+        labels,
+        target_precision=cfg.policy.target_precision,
+        target_recall=cfg.policy.get("target_recall"),
+        review_capacity=cfg.policy.get("review_capacity"),
+    )
+    spec.calibrator, spec.policy = calibrator.to_dict(), policy.to_dict()
+    headline = headline_metrics(calibrated, labels, policy)
+    metrics = {k: float(headline[k]) for k in ("auroc", "average_precision", "recall_at_reject")}
+    # in-sample for the policy, so named for where they were measured, not "test"
+    spec.metrics.update({f"calibration_{k}": v for k, v in metrics.items()})
+    described = f"fitted on {int(usable.sum())} rows of {listings.manifest}"
+    if cfg.get("split"):
+        described += f" (split {cfg.split})"
+    return described, metrics, _input_example(listings.frame, listings.root)
+
+
+def _data_fingerprint(cfg: DictConfig, spec: ModelSpec) -> str:
+    """The training data's fingerprint: given, or carried in the source folder's spec."""
+    given = cfg.get("data_fingerprint")
+    if given:
+        return str(given)
+    carried = (spec.extras.get("provenance") or {}).get("data_fingerprint")
+    if carried:
+        return str(carried)
+    warnings.warn(
+        "data_fingerprint: the training data of this model is unknown (a checkpoint does not "
+        f"record it); the version is tagged data_fingerprint={UNKNOWN}. Pass "
+        "data_fingerprint=<the training run's data_fingerprint tag> to record it",
+        stacklevel=2,
+    )
+    return UNKNOWN

@@ -1,0 +1,88 @@
+"""A tiny image model trained and registered by the real CLI, for the serving-side tests.
+
+Each integration module that needs a registered model calls :func:`train_tiny_model` once
+from a module-scoped fixture, in its own ``IPGUARD_HOME``: the store is exactly what a user's
+``make train`` leaves behind (sqlite registry, artifacts, run folder), only smaller.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+SUMMARY = re.compile(
+    r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
+    r"test_auroc=\S+ tracking_uri=(?P<uri>\S+)$",
+    re.M,
+)
+
+
+@dataclass(frozen=True)
+class TinyStore:
+    home: Path
+    tracking_uri: str
+    name: str
+    version: str
+    model_dir: Path
+    """The exported folder of the run (spec.json, weights, ONNX graph)."""
+    manifest: Path
+    """The labelled listings it was trained on."""
+
+    def client(self) -> MlflowClient:
+        """A client on this store for tracking *and* registry: without an explicit registry URI
+        MlflowClient uses the process-wide one, which in-process jobs may have pointed elsewhere.
+        """
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+
+def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh service process: no MLflow settings leak in from the test run,
+    pickle deserialisation is off, and the venv's scripts (``uvicorn``) are on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        IPGUARD_HOME=str(home),
+        MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false",
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        **extra,
+    )
+    return env
+
+
+def train_tiny_model(home: Path, manifest: Path) -> TinyStore:
+    """``python -m ipguard.cli debug=fast model.backbone=tiny_cnn`` on ``manifest``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "ipguard.cli",
+        "debug=fast",
+        "model.backbone=tiny_cnn",
+        f"data.manifest={manifest}",
+        "seed=3",
+    ]
+    proc = subprocess.run(
+        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    match = SUMMARY.search(proc.stdout)
+    assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
+    (model_dir,) = (home / "runs" / "train").glob("*/model")
+    return TinyStore(home, match["uri"], match["name"], match["version"], model_dir, manifest)
+
+
+def request_rows(manifest: Path, n: int) -> pd.DataFrame:
+    """``n`` listings of ``manifest`` as a REST client sends them: base64 images, no label."""
+    rows = pd.read_csv(manifest).head(n).reset_index(drop=True)
+    return rows[["listing_id", "title", "brand", "market"]].assign(
+        image_b64=[
+            base64.b64encode((manifest.parent / p).read_bytes()).decode()
+            for p in rows["image_path"]
+        ]
+    )
