@@ -69,28 +69,47 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (float, np.floating)) and not np.isnan(value)
 
 
-def _coerce(values: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
-    """One column typed as the contract says, and a mask of present values that did not fit.
+def _text_pass(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, ...]:
+    """``names`` coerced as text in one pass: (text, nested, numbers), each ``(len(names), n)``.
 
-    Text columns read numbers as their decimal text (as training does, so "123" and 123 give
-    the same title) but still flag them, since a service that sends a number where text is
-    expected is probably sending the wrong field.
+    At request sizes pandas costs per call, not per value, so the columns are stacked and
+    coerced together; column by column, a one-listing request spent most of its time here.
+    ``text`` is None where missing; ``nested`` marks JSON lists/objects (never a usable value),
+    ``numbers`` marks numbers, which text columns read as their decimal text (as training does,
+    so "123" and 123 give the same title) but still flag.
     """
-    text, nested = coerce_text(values)  # nested: JSON lists/objects, never a usable value
-    if kind != "string":
-        typed, bad = (coerce_price if kind == "double" else coerce_timestamp)(values)
-        return typed, bad | nested
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        numbers = values.notna()
-    else:
-        numbers = values.map(_is_number).astype(bool)
-    return text, nested | numbers
+    shape = (len(names), len(frame))
+    flat = pd.Series(frame[names].to_numpy(dtype=object).T.reshape(-1), dtype=object)
+    text, nested = coerce_text(flat)
+    numbers = np.fromiter((_is_number(v) for v in flat.tolist()), dtype=bool, count=len(flat))
+    return (
+        text.to_numpy(dtype=object, na_value=None).reshape(shape),
+        nested.to_numpy(dtype=bool).reshape(shape),
+        numbers.reshape(shape),
+    )
 
 
-def _as_list(column: pd.Series | None, n: int) -> list[str | None]:
-    if column is None:
-        return [None] * n
-    return [None if pd.isna(v) else str(v) for v in column.tolist()]
+def _coerce(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every contract column present, typed (bad values missing, numbers in text kept as text),
+    and a mask per column of the values that did not fit its type."""
+    present = [name for name in INPUT_COLUMNS if name in frame.columns]
+    values: dict[str, np.ndarray] = {}
+    bad: dict[str, np.ndarray] = {}
+    if not present:
+        return values, bad
+    text, nested, numbers = _text_pass(frame, present)
+    for row, name in enumerate(present):
+        kind = INPUT_COLUMNS[name]
+        if kind == "string":
+            values[name] = text[row]
+            # integer ids are ids: only a list or object in listing_id is wrong
+            bad[name] = nested[row] | (numbers[row] & (name != "listing_id"))
+            continue
+        coerce = coerce_price if kind == "double" else coerce_timestamp
+        typed, wrong = coerce(frame[name])
+        values[name] = typed.to_numpy()
+        bad[name] = wrong.to_numpy(dtype=bool) | nested[row]
+    return values, bad
 
 
 def _decode_images(
@@ -119,28 +138,23 @@ def _decode_images(
 def collect_inputs(frame: pd.DataFrame, *, want_images: bool = True) -> ScoringInputs:
     """Read a request frame; never raises for bad values, only records flags per row.
 
-    Flags, in the order a row earns them: ``<column>_invalid`` for a value of the wrong type,
-    ``listing_id_missing``, ``title_missing`` (there is a description), ``text_empty`` (no
-    title and no description), then, when ``want_images``, ``image_missing`` or the decoder's
-    ``image_unreadable`` / ``image_too_large`` / ``image_too_small``.
+    Flags, in the order a row earns them: ``<column>_invalid`` for a value of the wrong type
+    (in contract column order), ``listing_id_missing``, ``title_missing`` (there is a
+    description), ``text_empty`` (no title and no description), then, when ``want_images``,
+    ``image_missing`` or the decoder's ``image_unreadable`` / ``image_too_large`` /
+    ``image_too_small``.
     """
     frame = frame.reset_index(drop=True)
     n = len(frame)
     flags: list[list[str]] = [[] for _ in range(n)]
-    typed = frame.copy()
-    for name, kind in INPUT_COLUMNS.items():
-        if name not in frame.columns:
-            continue
-        values, bad = _coerce(frame[name], kind)
-        if name == "listing_id":
-            bad = bad & ~frame[name].map(_is_number).astype(bool)  # integer ids are ids
-        for i in np.flatnonzero(bad.to_numpy()):
+    values, bad = _coerce(frame)
+    for name, mask in bad.items():
+        for i in np.flatnonzero(mask):
             flags[i].append(f"{name}_invalid")
-        typed[name] = values  # bad values are missing now, except numbers read as text
-    column = {name: typed[name] if name in typed.columns else None for name in INPUT_COLUMNS}
-    ids = _as_list(column["listing_id"], n)
-    titles = _as_list(column["title"], n)
-    descriptions = _as_list(column["description"], n)
+    nothing = [None] * n
+    ids = list(values.get("listing_id", nothing))
+    titles = list(values.get("title", nothing))
+    descriptions = list(values.get("description", nothing))
     for i in range(n):
         if ids[i] is None:
             flags[i].append("listing_id_missing")
@@ -148,13 +162,13 @@ def collect_inputs(frame: pd.DataFrame, *, want_images: bool = True) -> ScoringI
             flags[i].append("text_empty" if descriptions[i] is None else "title_missing")
     images: list[Image.Image | None] = [None] * n
     if want_images:
-        b64 = _as_list(column["image_b64"], n)
-        images = _decode_images(b64, _as_list(column["image_path"], n), flags)
+        b64, paths = values.get("image_b64", nothing), values.get("image_path", nothing)
+        images = _decode_images(list(b64), list(paths), flags)
     return ScoringInputs(
         listing_ids=[v or "" for v in ids],
         titles=titles,
         descriptions=descriptions,
         images=images,
-        frame=typed,
+        frame=frame.assign(**values),  # bad values are missing here, numbers in text as text
         flags=flags,
     )

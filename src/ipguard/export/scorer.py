@@ -82,9 +82,11 @@ def with_nulls(out: pd.DataFrame) -> pd.DataFrame:
     ``None`` it is written ``null``, as the contract says; in Python the columns hold floats
     and ``None`` (``.astype(float)`` gives NaN back).
     """
-    out = out.copy()
+    columns = {}
     for name, kind in OUTPUT_TYPES.items():
+        column = out[name].to_numpy()
         if kind == "double":
-            column = out[name].astype(object)
-            out[name] = column.where(out[name].notna(), None)
-    return out
+            column = column.astype(object)
+            column[pd.isna(out[name]).to_numpy()] = None
+        columns[name] = column
+    return pd.DataFrame(columns, columns=list(OUTPUT_COLUMNS))
