@@ -222,31 +222,14 @@ def _row(name: str, t: Timings, reference: float, target: float | None, digits: 
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="demo listings")
-    parser.add_argument("--batches", type=int, default=20, help="batches per timed epoch")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--work-dir", type=Path, default=None)
-    args = parser.parse_args()
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
-    work = (args.work_dir or Path(tempfile.mkdtemp(prefix="ipguard-pipeline-"))).resolve()
-    setup = (
-        f"{args.backbone}, {_IMAGE_SIZE} px, batch {_BATCH_SIZE}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} intra-op threads, {os.cpu_count()} CPUs"
-    )
-    print(setup, file=sys.stderr)
+_HEAD = "| wall (s), per repeat | median | vs {ref} | CPU (s), median | load avg | bar |"
+_ALIGN = "| --- | --- | ---: | ---: | ---: | ---: | --- |"
 
-    loaders = {w: _data_module(work / "demo", args.n, w).train_dataloader() for w in (0, 2)}
-    cached = _cached(loaders[0], max(args.batches, args.warmup + args.steps + 1))
 
-    # --- 1. live decoding vs cached tensors, and the loader alone ----------------------------
+def pipeline_bar(
+    args: argparse.Namespace, loaders: dict[int, Any], cached: list, setup: str
+) -> None:
+    """Bar 1: one epoch with live decoding vs on cached tensors, and the loader alone."""
     sources: dict[str, Callable[[], Any]] = {
         "cached tensors": lambda: _from_memory(cached[: args.batches]),
         "live decode + augment, num_workers=0": lambda: loaders[0],
@@ -265,7 +248,25 @@ def main() -> None:
         for w, loader in loaders.items():
             alone[w].add(*loader_alone(loader, args.batches), os.getloadavg()[0])
 
-    # --- 2. Lightning vs a plain loop ---------------------------------------------------------
+    print(f"### Data pipeline: one epoch of {args.batches} training steps ({setup})\n")
+    print("| data source " + _HEAD.format(ref="cached"))
+    print(_ALIGN)
+    cached_wall = epochs["cached tensors"].wall_median
+    for name, t in epochs.items():
+        print(_row(name, t, cached_wall, None if name == "cached tensors" else _EPOCH_TARGET))
+    print(f"\n### The loader alone, {args.batches} batches of {_BATCH_SIZE}, no model\n")
+    print("| num_workers | wall ms/batch (median) | images/s | CPU ms/image (median) |")
+    print("| ---: | ---: | ---: | ---: |")
+    images = args.batches * _BATCH_SIZE
+    for w, t in alone.items():
+        print(
+            f"| {w} | {1000 * t.wall_median / args.batches:.0f} | {images / t.wall_median:.0f} "
+            f"| {1000 * t.cpu_median / images:.1f} |"
+        )
+
+
+def lightning_bar(args: argparse.Namespace, cached: list, setup: str) -> None:
+    """Bar 2: steady-state step time of trainer.fit vs a plain loop, same model and batches."""
     memory = _from_memory(cached)
     n_steps = args.warmup + args.steps + 1
     loops: dict[str, Callable[[Any, Any, int], list[tuple[float, float]]]] = {
@@ -281,35 +282,48 @@ def main() -> None:
             per_step[name].add(wall / args.steps, cpu / args.steps, load)
             print(f"  {name:<40} {per_step[name].wall[-1]:.3f} s/step", file=sys.stderr)
 
-    head = "| wall (s), per repeat | median | vs {ref} | CPU (s), median | load avg | bar |"
-    print(f"### Data pipeline: one epoch of {args.batches} training steps ({setup})\n")
-    print("| data source " + head.format(ref="cached"))
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-    cached_wall = epochs["cached tensors"].wall_median
-    for name, t in epochs.items():
-        target = None if name == "cached tensors" else _EPOCH_TARGET
-        print(_row(name, t, cached_wall, target))
-
-    print(f"\n### The loader alone, {args.batches} batches of {_BATCH_SIZE}, no model\n")
-    print("| num_workers | wall ms/batch (median) | images/s | CPU ms/image (median) |")
-    print("| ---: | ---: | ---: | ---: |")
-    for w, t in alone.items():
-        images = args.batches * _BATCH_SIZE
-        print(
-            f"| {w} | {1000 * t.wall_median / args.batches:.0f} | {images / t.wall_median:.0f} "
-            f"| {1000 * t.cpu_median / images:.1f} |"
-        )
-
-    print(f"\n### Training step, steady state ({args.steps} steps after {args.warmup} warm-up)\n")
-    print("| loop " + head.format(ref="plain").replace("(s)", "(s/step)"))
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
-    plain = per_step["plain PyTorch loop"].wall_median
+    print(f"\n### Training step, {args.steps} steps after {args.warmup} warm-up ({setup})\n")
+    print("| loop " + _HEAD.format(ref="plain").replace("(s)", "(s/step)"))
+    print(_ALIGN)
+    plain, lightning = per_step["plain PyTorch loop"], per_step["Lightning trainer.fit"]
     for name, t in per_step.items():
-        target = None if name.startswith("plain") else _LIGHTNING_TARGET
-        print(_row(name, t, plain, target, digits=3))
-    lightning_cpu = per_step["Lightning trainer.fit"].cpu_median
-    cpu_ratio = lightning_cpu / per_step["plain PyTorch loop"].cpu_median
-    print(f"\nLightning / plain by CPU time: {cpu_ratio:.3f}x. {args.repeats} repeats.")
+        target = None if t is plain else _LIGHTNING_TARGET
+        print(_row(name, t, plain.wall_median, target, digits=3))
+    print(
+        f"\nLightning / plain by CPU time: {lightning.cpu_median / plain.cpu_median:.3f}x; "
+        f"{args.repeats} repeats, alternating."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="demo listings")
+    parser.add_argument("--batches", type=int, default=20, help="batches per timed epoch")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(
+        "--part", choices=("all", "pipeline", "lightning"), default="all", help="bar 1, 2 or both"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+    work = (args.work_dir or Path(tempfile.mkdtemp(prefix="ipguard-pipeline-"))).resolve()
+    setup = (
+        f"{args.backbone}, {_IMAGE_SIZE} px, batch {_BATCH_SIZE}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads, {os.cpu_count()} CPUs"
+    )
+    print(setup, file=sys.stderr)
+    loaders = {w: _data_module(work / "demo", args.n, w).train_dataloader() for w in (0, 2)}
+    cached = _cached(loaders[0], max(args.batches, args.warmup + args.steps + 1))
+    if args.part in ("all", "pipeline"):
+        pipeline_bar(args, loaders, cached, setup)
+    if args.part in ("all", "lightning"):
+        lightning_bar(args, cached, setup)
 
 
 if __name__ == "__main__":

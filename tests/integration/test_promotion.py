@@ -57,8 +57,14 @@ def frozen_manifest(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
-def in_process(store: TinyStore):
-    """In-process jobs point MLflow's process-wide URIs at the store; put them back after."""
+def in_process(monkeypatch: pytest.MonkeyPatch):
+    """In-process jobs point MLflow's process-wide URIs at the store; put them back after.
+
+    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` variables; monkeypatch removes them
+    again once this fixture's teardown has run.
+    """
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     yield
     mlflow.set_tracking_uri(previous[0])
