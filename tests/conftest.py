@@ -16,8 +16,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(autouse=True)
 def _isolated_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test may write to a developer's MLflow store or ./mlruns."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    """No test may write to a developer's MLflow store or ./mlruns, nor leak its store.
+
+    Setting each variable before deleting it makes monkeypatch record the original state, so
+    a URI that MLflow exports during the test (``mlflow.set_tracking_uri`` does) is removed
+    at teardown instead of pinning every later test to this test's store.
+    """
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.setenv(name, "unset-by-ipguard-tests")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("IPGUARD_HOME", str(tmp_path / "home"))
 
 

@@ -9,6 +9,8 @@ Experiments are created with an explicit artifact location so artifacts never la
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -28,20 +30,29 @@ def resolve_tracking_uri(tracking_uri: str | None, root: str | Path) -> str:
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-def _set_uris_without_touching_env(uri: str) -> None:
-    """MLflow also exports the URIs as environment variables; undo that.
+@contextmanager
+def uri_environment_kept() -> Iterator[None]:
+    """Undo MLflow's export of the store URIs as environment variables on the way out.
 
-    Otherwise the first run in a process (a notebook, a test session) would pin every later
-    run to its store, because ``MLFLOW_TRACKING_URI`` wins in :func:`resolve_tracking_uri`.
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` whenever the URI changes;
+    left in place it would pin every later run of the process (a notebook, a test session) to
+    this run's store, because the variable wins in :func:`resolve_tracking_uri`.
     """
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _set_uris_without_touching_env(uri: str) -> None:
+    with uri_environment_kept():
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
 
 
 def configure_tracking(

@@ -20,6 +20,7 @@ from tiny_registry import TinyStore, subprocess_env, train_tiny_model
 from ipguard.config import compose
 from ipguard.export.promotion import GateRule, gate
 from ipguard.export.scorer import ListingScorer
+from ipguard.tracking import uri_environment_kept
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +61,16 @@ def frozen_manifest(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) 
 def in_process(monkeypatch: pytest.MonkeyPatch):
     """In-process jobs point MLflow's process-wide URIs at the store; put them back after.
 
-    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` variables; monkeypatch removes them
-    again once this fixture's teardown has run.
+    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` variables; restoring them must not
+    leave those behind, or every later test would log into this test's store.
     """
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     yield
-    mlflow.set_tracking_uri(previous[0])
-    mlflow.set_registry_uri(previous[1])
+    with uri_environment_kept():
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 def _overrides(store: TinyStore, *extra: str) -> list[str]:
