@@ -60,6 +60,12 @@ def _models(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
         ("image", f"{args.image_backbone} {args.image_size}px", ["model=image", *image]),
         ("text_tfidf", "TF-IDF + logistic regression", ["model=text_tfidf"]),
         ("late_fusion", "stacker over the two above + tabular", ["model=late_fusion"]),
+        # after late_fusion: it also registers as ipguard-text, and would become @challenger
+        (
+            "text_fasttext",
+            "hashed word and character n-grams (EmbeddingBag)",
+            ["model=text_fasttext", f"trainer.max_epochs={args.epochs}"],
+        ),
         (
             "fusion",
             f"{args.image_backbone} {args.image_size}px + hashed n-grams + tabular, "

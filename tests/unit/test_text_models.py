@@ -250,3 +250,17 @@ def test_minilm_export_carries_its_encoder_and_serves_the_same_scores(
     with torch.no_grad():
         expected = torch.sigmoid(minilm.eval().net(texts)).numpy()
     assert out.loc[[0, 3], "text_score"].to_numpy() == pytest.approx(expected, abs=1e-5)
+
+
+def test_minilm_pyfunc_pins_transformers_and_tokenizers_other_kinds_do_not() -> None:
+    from importlib.metadata import version
+
+    from ipguard.export.registry import pip_requirements
+
+    minilm = pip_requirements("text_minilm")
+    assert f"transformers=={version('transformers')}" in minilm
+    assert f"tokenizers=={version('tokenizers')}" in minilm
+    for kind in ("image", "text_tfidf", "fusion", None):
+        names = {r.split("==")[0] for r in pip_requirements(kind)}
+        assert "transformers" not in names and "tokenizers" not in names
+        assert {"torch", "mlflow", "ipguard"} <= names

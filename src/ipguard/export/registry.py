@@ -57,11 +57,24 @@ def next_version(client: MlflowClient, name: str) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def pip_requirements() -> list[str]:
+# What a model kind imports at serving time beyond the common stack: the MiniLM predictor
+# rebuilds its tokenizer and encoder from the copy in the model folder with transformers.
+EXTRA_SERVING_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
+    "text_minilm": ("transformers", "tokenizers"),
+}
+
+
+def pip_requirements(kind: str | None = None) -> list[str]:
+    """Exact pins of what the pyfunc imports, so a service's fresh environment matches ours.
+
+    Tokenizer files and weights behave differently across transformers/tokenizers releases,
+    so a MiniLM model pins both; other kinds do not pull them in.
+    """
     from importlib.metadata import version
 
     pinned = ["torch", "torchvision", "numpy", "pandas", "pillow", "safetensors"]
     pinned += ["albumentations", "scikit-learn", "onnxruntime", "mlflow"]
+    pinned += list(EXTRA_SERVING_DISTRIBUTIONS.get(kind or "", ()))
     reqs = [f"ipguard=={version('ipguard')}"]
     for dist in pinned:
         try:
@@ -135,7 +148,7 @@ def log_and_register(
         artifacts={"model_dir": str(model_dir)},
         signature=model_signature(),
         input_example=input_example,
-        pip_requirements=pip_requirements(),
+        pip_requirements=pip_requirements(spec.kind),
         model_config={"runtime": runtime},
     )
     run_id = mlflow.active_run().info.run_id if mlflow.active_run() else None
