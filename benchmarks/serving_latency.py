@@ -7,7 +7,8 @@ batch of 64, each sent as base64 images (the REST shape), through
 * ``mlflow models serve`` over HTTP on 127.0.0.1 (one worker),
 
 for the model registered with ``runtime=torch`` and with ``runtime=onnx``. The model is the
-default one (resnet18 at 128 px); its weights are random, which does not change its cost.
+design's reference model (resnet18 at 128 px; ``--backbone tiny_cnn --image-size 64`` for
+what ``make train`` registers); its weights are random, which does not change its cost.
 The network alone (one tensor in, logits out) is timed too, for the ONNX-vs-eager bar. Calls
 that are compared are taken in turns (in-process, REST, in-process, ...), so background load
 on a shared machine weighs on both alike; the load average is recorded with the results.
@@ -245,7 +246,12 @@ def main() -> None:
     )
     parser.add_argument("--budget-s", type=float, default=60.0, help="time cap per timing loop")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--backbone", default=BACKBONE, help="e.g. tiny_cnn, as make train")
+    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     args = parser.parse_args()
+    # one model per invocation: the helpers above read these module settings
+    global BACKBONE, IMAGE_SIZE
+    BACKBONE, IMAGE_SIZE = args.backbone, args.image_size
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
 

@@ -1,6 +1,6 @@
-"""A real REST server: ``mlflow models serve`` on ``models:/ipguard-image@champion`` answers the
-model contract over HTTP on loopback, bad rows included, and refuses a malformed request with
-a 4xx that says what is wrong."""
+"""A real REST server: ``mlflow models serve`` on ``models:/ipguard-listing@champion`` (the fused
+image + text + tabular model) answers the model contract over HTTP on loopback, bad rows
+included, and refuses a malformed request with a 4xx that says what is wrong."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ REQUEST_S = 60
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, demo_small) -> TinyStore:
-    trained = train_tiny_model(tmp_path_factory.mktemp("home"), demo_small.manifest_path)
+    trained = train_tiny_model(
+        tmp_path_factory.mktemp("home"), demo_small.manifest_path, model="fusion"
+    )
+    assert trained.name == "ipguard-listing"
     # ipguard-promote's gate is tested in test_promotion; here only the alias matters
     trained.client().set_registered_model_alias(trained.name, "champion", trained.version)
     return trained
@@ -31,7 +34,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, demo_small) -> TinyStore:
 
 @pytest.fixture(scope="module")
 def server(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mlflow models serve -m models:/ipguard-image@champion --env-manager local -h 127.0.0.1
+    """``mlflow models serve -m models:/ipguard-listing@champion --env-manager local -h 127.0.0.1
     -p <free port> --workers 1``; stopped (parent, then children) however the tests end."""
     log = tmp_path_factory.mktemp("server") / "serve.log"
     with serve_locally(
@@ -64,9 +67,10 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 
 def test_rest_invocation_follows_the_contract(server: str, store: TinyStore) -> None:
-    rows = request_rows(store.manifest, 3).assign(price=[12.5, "abc", None])
+    rows = request_rows(store.manifest, 4).assign(price=[12.5, "abc", None, 30.0])
     rows = rows.astype(object).where(rows.notna(), None)
     rows.loc[2, "image_b64"] = "bm90IGFuIGltYWdl"  # "not an image"
+    rows.loc[3, "title"] = None
     payload = {"dataframe_split": rows.to_dict(orient="split", index=False)}
 
     status, body = _post(server, json.dumps(payload).encode())
@@ -74,13 +78,15 @@ def test_rest_invocation_follows_the_contract(server: str, store: TinyStore) -> 
     assert status == 200, body
     out = pd.DataFrame(body["predictions"])
     assert out["listing_id"].tolist() == rows["listing_id"].tolist()
-    assert out["score"][:2].between(0, 1).all()
-    assert out["flags"].tolist() == ["", "price_invalid", "image_unreadable,not_scored"]
-    assert out["decision"][2] == "review"
-    # strict JSON: missing numbers are null (MLflow would write a bare NaN for a float NaN)
-    assert body["predictions"][2]["score"] is None
-    assert all(row["text_score"] is None for row in body["predictions"])
+    assert out["flags"].tolist() == ["", "price_invalid", "image_unreadable", "text_empty"]
+    # the fused model scores every row with what is usable: no image, or no text, is not fatal
+    assert out["score"].between(0, 1).all()
     assert set(out["decision"]) <= {"reject", "review", "approve"}
+    # strict JSON: a modality that was not usable is null (MLflow would write a bare NaN)
+    predictions = body["predictions"]
+    assert predictions[2]["image_score"] is None and predictions[2]["text_score"] is not None
+    assert predictions[3]["text_score"] is None and predictions[3]["image_score"] is not None
+    assert all(0 <= predictions[i]["image_score"] <= 1 for i in (0, 1, 3))
     assert (out["model_version"] == store.version).all()
 
 

@@ -1,4 +1,4 @@
-"""A tiny image model trained and registered by the real CLI, for the serving-side tests.
+"""A tiny model trained and registered by the real CLI, for the serving-side tests.
 
 Each integration module that needs a registered model calls :func:`train_tiny_model` once
 from a module-scoped fixture, in its own ``IPGUARD_HOME``: the store is exactly what a user's
@@ -56,14 +56,21 @@ def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def train_tiny_model(home: Path, manifest: Path) -> TinyStore:
-    """``python -m ipguard.cli debug=fast model.backbone=tiny_cnn`` on ``manifest``."""
+# the tiny_cnn image tower in both: fast, and what `make train` uses
+MODEL_OVERRIDES = {
+    "image": ["model.backbone=tiny_cnn"],  # registers ipguard-image
+    "fusion": ["model=fusion", "model.image_backbone=tiny_cnn"],  # registers ipguard-listing
+}
+
+
+def train_tiny_model(home: Path, manifest: Path, model: str = "image") -> TinyStore:
+    """``python -m ipguard.cli debug=fast <model overrides>`` on ``manifest``."""
     cmd = [
         sys.executable,
         "-m",
         "ipguard.cli",
         "debug=fast",
-        "model.backbone=tiny_cnn",
+        *MODEL_OVERRIDES[model],
         f"data.manifest={manifest}",
         "seed=3",
     ]
