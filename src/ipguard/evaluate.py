@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipguard.evaluation.policy import Policy
 from ipguard.evaluation.report import EvaluationReport
-from ipguard.export.spec import SPEC_FILE, ModelSpec
+from ipguard.export.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,9 @@ def _from_uri(uri: str, scratch: Path) -> LoadedModel:
     name, version, version_tags = _registry_version(client, uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(scratch)))
     meta = Model.load(str(local))
-    artifacts = meta.flavors.get("python_function", {}).get("artifacts") or {}
-    folder = local / str(artifacts.get("model_dir", {}).get("path", ""))
-    if "model_dir" not in artifacts or not (folder / SPEC_FILE).is_file():
+    folder = folder_in_logged_model(local)
+    if folder is None:
+        artifacts = meta.flavors.get("python_function", {}).get("artifacts") or {}
         raise ValueError(
             f"model_uri={uri}: expected an ipguard pyfunc with a 'model_dir' artifact holding "
             f"{SPEC_FILE}, found artifacts {sorted(artifacts)}"

@@ -48,3 +48,27 @@ class ModelSpec:
                 f"this ipguard (expects {FORMAT_VERSION}); upgrade ipguard to load it"
             )
         return cls(**data)
+
+
+#: the pyfunc artifact key under which ipguard logs its exported model folder
+MODEL_DIR_ARTIFACT = "model_dir"
+
+
+def folder_in_logged_model(mlflow_model: str | Path) -> Path | None:
+    """The exported ipguard folder inside a logged (downloaded) MLflow model, or None.
+
+    MLflow stores a pyfunc artifact under a path of its choosing (the source folder's base
+    name, e.g. ``artifacts/model``), so the path is read from the ``MLmodel`` file rather than
+    guessed from the artifact key.
+    """
+    root = Path(mlflow_model)
+    if not (root / "MLmodel").is_file():
+        return None
+    from mlflow.models import Model
+
+    flavor = Model.load(str(root)).flavors.get("python_function", {})
+    entry = (flavor.get("artifacts") or {}).get(MODEL_DIR_ARTIFACT) or {}
+    if not entry.get("path"):
+        return None
+    folder = root / str(entry["path"])
+    return folder if (folder / SPEC_FILE).is_file() else None

@@ -41,7 +41,7 @@ import pandas as pd
 from ipguard.data.tabular import FEATURE_NAMES as TABULAR_FEATURE_NAMES
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.export.inputs import ScoringInputs, collect_inputs
-from ipguard.export.spec import SPEC_FILE
+from ipguard.export.spec import SPEC_FILE, folder_in_logged_model
 
 #: inputs of the stacker, in order
 STACK_FEATURE_NAMES: tuple[str, ...] = (
@@ -54,8 +54,6 @@ STACK_FEATURE_NAMES: tuple[str, ...] = (
 #: where the base models live inside an exported late-fusion model
 BASES_DIR = "bases"
 BASE_ROLES = ("image", "text")
-#: where a logged ipguard pyfunc keeps the exported model folder
-_LOGGED_MODEL_DIR = Path("artifacts") / "model_dir"
 _EPS = 1e-6
 
 
@@ -75,13 +73,15 @@ def resolve_model_folder(source: str | Path, download_dir: str | Path) -> Path:
     MLflow can download (``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``).
     """
     local = Path(str(source)).expanduser()
-    for candidate in (local, local / _LOGGED_MODEL_DIR):
-        if (candidate / SPEC_FILE).is_file():
-            return candidate
+    if (local / SPEC_FILE).is_file():
+        return local
+    logged = folder_in_logged_model(local)
+    if logged is not None:
+        return logged
     if local.exists():
         raise FileNotFoundError(
-            f"{source}: expected an exported ipguard model folder with {SPEC_FILE} (or an MLflow "
-            f"model with {_LOGGED_MODEL_DIR / SPEC_FILE}), found neither"
+            f"{source}: expected an exported ipguard model folder with {SPEC_FILE} (or a logged "
+            "ipguard MLflow model whose MLmodel names its 'model_dir' artifact), found neither"
         )
     import mlflow
 
@@ -97,11 +97,11 @@ def resolve_model_folder(source: str | Path, download_dir: str | Path) -> Path:
             f"{mlflow.get_tracking_uri()}; train and register it first, or pass an exported "
             f"model folder ({type(err).__name__}: {err})"
         ) from err
-    folder = downloaded / _LOGGED_MODEL_DIR
-    if not (folder / SPEC_FILE).is_file():
+    folder = folder_in_logged_model(downloaded)
+    if folder is None:
         raise FileNotFoundError(
-            f"{source}: downloaded to {downloaded}, but it is not an ipguard model "
-            f"(no {_LOGGED_MODEL_DIR / SPEC_FILE})"
+            f"{source}: downloaded to {downloaded}, but it is not an ipguard model (its MLmodel "
+            f"names no 'model_dir' artifact holding {SPEC_FILE})"
         )
     return folder
 

@@ -1,0 +1,72 @@
+"""Late fusion as a team runs it: the image and text models are trained and registered first,
+then ``model=late_fusion`` stacks them by their registry aliases (the config's defaults,
+``models:/ipguard-image@challenger`` and ``models:/ipguard-text@challenger``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ipguard.config import compose
+from ipguard.export.scorer import ListingScorer
+from ipguard.export.spec import ModelSpec, folder_in_logged_model
+from ipguard.training import train
+
+pytestmark = pytest.mark.integration
+
+
+def _train(root: Path, manifest: Path, *overrides: str) -> Any:
+    base = ["debug=fast", f"data.manifest={manifest}", f"paths.root_dir={root}", "seed=4"]
+    return train(compose("train", [*base, *overrides]))
+
+
+@pytest.fixture(scope="module")
+def stacked(demo_small: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("late-fusion-home")
+    manifest = demo_small.manifest_path
+    image = _train(root, manifest, "model.backbone=tiny_cnn")
+    text = _train(root, manifest, "model=text_tfidf")
+    late = _train(root, manifest, "model=late_fusion")
+    return {"image": image, "text": text, "late": late, "manifest": manifest}
+
+
+def test_late_fusion_stacks_the_registered_models_and_registers_itself(stacked) -> None:
+    late = stacked["late"]
+    assert late.registered is not None
+    assert late.registered.name == "ipguard-listing"
+    spec = ModelSpec.load(late.model_dir)
+    assert spec.kind == "late_fusion"
+
+
+def test_late_fusion_carries_copies_of_the_registered_bases(stacked) -> None:
+    folder = stacked["late"].model_dir
+    for role, base in (("image", stacked["image"]), ("text", stacked["text"])):
+        copied = ModelSpec.load(folder / "bases" / role)
+        assert copied.registered_model == base.registered.name
+        assert copied.model_version == base.registered.version
+
+
+def test_late_fusion_scores_listings_through_its_export(stacked, demo_small) -> None:
+    import pandas as pd
+
+    rows = pd.read_csv(stacked["manifest"]).head(8).drop(columns=["label"])
+    rows["image_path"] = [str(demo_small.manifest_path.parent / p) for p in rows["image_path"]]
+    out = ListingScorer.load(stacked["late"].model_dir).score(rows)
+    assert out["listing_id"].tolist() == rows["listing_id"].tolist()
+    assert np.isfinite(out["score"].to_numpy(dtype=float)).all()
+
+
+def test_logged_model_folder_is_found_from_the_mlmodel_file(tmp_path: Path) -> None:
+    (tmp_path / "MLmodel").write_text(
+        "flavors:\n  python_function:\n    artifacts:\n      model_dir:\n"
+        "        path: artifacts/model\n        uri: /elsewhere/model\n"
+        "    loader_module: mlflow.pyfunc.model\n"
+    )
+    assert folder_in_logged_model(tmp_path) is None  # named, but no spec.json there yet
+    (tmp_path / "artifacts" / "model").mkdir(parents=True)
+    (tmp_path / "artifacts" / "model" / "spec.json").write_text("{}")
+    assert folder_in_logged_model(tmp_path) == tmp_path / "artifacts" / "model"
+    assert folder_in_logged_model(tmp_path / "artifacts") is None  # no MLmodel
