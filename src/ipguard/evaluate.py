@@ -613,18 +613,14 @@ def choose_policy(
     policy; a checkpoint without either gets one fitted on the evaluated listings to the
     ``settings`` targets, marked as optimistic in its notes so every reader of the report sees it.
     """
-    from ipguard.evaluation.policy import fit_policy
+    from ipguard.evaluation.policy import fit_policy_from_settings
 
     if configured is not None:
         return configured, "config"
     if stored is not None:
         return stored, "model"
-    fitted = fit_policy(
-        evaluated["score"].to_numpy(),
-        evaluated["label"].to_numpy(),
-        target_precision=float(settings.get("target_precision", 0.98)),
-        target_recall=settings.get("target_recall"),
-        review_capacity=settings.get("review_capacity"),
+    fitted = fit_policy_from_settings(
+        evaluated["score"].to_numpy(), evaluated["label"].to_numpy(), settings
     )
     return replace(fitted, notes=(*fitted.notes, OPTIMISTIC_NOTE)), "fitted_on_evaluated_data"
 

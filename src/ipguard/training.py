@@ -255,7 +255,7 @@ def train(cfg: DictConfig) -> TrainResult:
 
     from ipguard.evaluation.calibration import fit_calibrator
     from ipguard.evaluation.metrics import headline_metrics
-    from ipguard.evaluation.policy import fit_policy
+    from ipguard.evaluation.policy import fit_policy_from_settings
 
     L.seed_everything(cfg.seed, workers=True)
     output_dir = resolve_output_dir(cfg)
@@ -293,13 +293,7 @@ def train(cfg: DictConfig) -> TrainResult:
     val_scores = _split_scores(model, dm, "val")
     val_labels = label_array(dm.frames["val"]["label"])
     calibrator = fit_calibrator(val_scores, val_labels, method=cfg.calibration.method)
-    policy = fit_policy(
-        calibrator(val_scores),
-        val_labels,
-        target_precision=cfg.policy.target_precision,
-        target_recall=cfg.policy.get("target_recall"),
-        review_capacity=cfg.policy.get("review_capacity"),
-    )
+    policy = fit_policy_from_settings(calibrator(val_scores), val_labels, cfg.policy)
     test_scores = calibrator(_split_scores(model, dm, "test"))
     test_labels = label_array(dm.frames["test"]["label"])
     headline = headline_metrics(test_scores, test_labels, policy)

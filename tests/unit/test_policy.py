@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipguard.evaluation.policy import DECISIONS, Policy, check_scores_labels, fit_policy
+from ipguard.evaluation.policy import (
+    DECISIONS,
+    Policy,
+    check_scores_labels,
+    fit_policy,
+    fit_policy_from_settings,
+    precision_lower_bound,
+)
 
 
 def _groups(*groups: tuple[float, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +41,11 @@ def test_fit_policy_finds_the_hand_computed_thresholds():
     policy = fit_policy(scores, labels, target_precision=0.98, target_recall=0.95)
     assert policy.reject_threshold == 0.8
     assert policy.approve_threshold == 0.5
-    assert policy.notes == ()
+    # 100 of 102 right meets 0.98 as an estimate, but not as evidence: the policy says so
+    assert policy.reject_support == 102
+    assert policy.precision_lower_bound == pytest.approx(0.93956, abs=1e-4)
+    (note,) = policy.notes
+    assert "102 listings (100 infringing)" in note and "lower bound is 0.940" in note
 
 
 def test_reject_threshold_is_the_lowest_one_meeting_precision_even_when_precision_dips():
@@ -220,3 +231,58 @@ def test_fitted_thresholds_are_optimal_among_observed_scores(rows, target_precis
         t for t in np.unique(scores) if labels[scores >= t].sum() / labels.sum() >= target_recall
     ]
     assert policy.approve_threshold == min(max(recall_ok), policy.reject_threshold)
+
+
+def test_precision_lower_bound_is_the_exact_clopper_pearson_bound():
+    from scipy.stats import binom
+
+    # all right: the bound solves p**n = 1 - confidence
+    assert float(precision_lower_bound(35, 35)) == pytest.approx(0.05 ** (1 / 35))
+    assert float(precision_lower_bound(35, 35, confidence=0.9)) == pytest.approx(0.1 ** (1 / 35))
+    # some wrong: P(X >= k | n, bound) is exactly 1 - confidence
+    for k, n in ((100, 102), (240, 242), (7, 20)):
+        bound = float(precision_lower_bound(k, n))
+        assert 0 < bound < k / n
+        assert binom.sf(k - 1, n, bound) == pytest.approx(0.05, abs=1e-9)
+    assert float(precision_lower_bound(0, 10)) == 0.0
+
+
+def test_confidence_moves_the_reject_threshold_up_to_where_precision_is_proven():
+    # 0.9 -> 240/242 (0.992, lower bound 0.974); 0.99 -> 200/200 (lower bound 0.985)
+    scores, labels = _groups((0.99, 200, 0), (0.9, 40, 2), (0.3, 5, 300))
+    estimated = fit_policy(scores, labels, target_precision=0.98, target_recall=0.95)
+    proven = fit_policy(scores, labels, target_precision=0.98, target_recall=0.95, confidence=0.95)
+    assert estimated.reject_threshold == 0.9
+    assert proven.reject_threshold == 0.99
+    assert proven.confidence == 0.95
+    assert proven.reject_support == 200 and proven.precision_lower_bound >= 0.98
+    assert proven.notes == ()
+
+
+def test_confidence_that_the_data_cannot_give_rejects_nothing_and_says_why():
+    scores, labels = _groups((0.9, 35, 0), (0.1, 0, 100))
+    assert fit_policy(scores, labels, target_precision=0.98).reject_threshold == 0.9
+    policy = fit_policy(scores, labels, target_precision=0.98, confidence=0.95)
+    assert (policy.decide(scores) != "reject").all()
+    assert policy.reject_support == 0 and policy.precision_lower_bound is None
+    assert any("unreachable with 95% confidence" in note for note in policy.notes)
+
+
+def test_confidence_outside_zero_one_is_refused():
+    scores, labels = KNOWN
+    with pytest.raises(ValueError, match="confidence in \\(0, 1\\)"):
+        fit_policy(scores, labels, confidence=1.0)
+
+
+def test_policy_stored_before_the_evidence_fields_still_loads():
+    old = {"reject_threshold": 0.9, "approve_threshold": 0.2, "target_precision": 0.98}
+    policy = Policy.from_dict(old)
+    assert policy.confidence is None and policy.reject_support is None
+
+
+def test_settings_of_a_config_section_reach_the_fit():
+    scores, labels = _groups((0.99, 200, 0), (0.9, 40, 2), (0.3, 5, 300))
+    section = {"target_precision": 0.98, "target_recall": 0.95, "review_capacity": None}
+    assert fit_policy_from_settings(scores, labels, section).reject_threshold == 0.9
+    section["confidence"] = 0.95
+    assert fit_policy_from_settings(scores, labels, section).reject_threshold == 0.99

@@ -110,6 +110,13 @@ class Policy:
     """Share of all traffic the review lane may take, if fitted by capacity."""
     notes: tuple[str, ...] = ()
     """Warnings from fitting, e.g. an unreachable precision target."""
+    confidence: float | None = None
+    """If set, the reject threshold was fitted so that the one-sided lower confidence bound of
+    its precision (not the point estimate) reaches ``target_precision``."""
+    reject_support: int | None = None
+    """Listings at or above the reject threshold in the data it was fitted on."""
+    precision_lower_bound: float | None = None
+    """One-sided 95% Clopper-Pearson lower bound of the reject lane's precision there."""
 
     def __post_init__(self) -> None:
         for name in ("reject_threshold", "approve_threshold"):
@@ -128,6 +135,7 @@ class Policy:
         for name in ("target_precision", "target_recall"):
             _check_fraction(name, getattr(self, name), low_open=True)
         _check_fraction("review_capacity", self.review_capacity, low_open=False)
+        _check_fraction("confidence", self.confidence, low_open=True)
         if self.target_recall is not None and self.review_capacity is not None:
             raise ValueError(
                 "Policy: expected at most one of target_recall / review_capacity, found both "
@@ -202,17 +210,44 @@ def tail_counts(
     return values, n_ge, pos_ge
 
 
+def precision_lower_bound(
+    infringing: np.ndarray | int, listings: np.ndarray | int, confidence: float = 0.95
+) -> np.ndarray:
+    """One-sided Clopper-Pearson lower bound of precision ``infringing / listings``.
+
+    A reject lane that was right on 35 of 35 validation listings has a point precision of 1.0
+    but, at 95% confidence, may be as low as 0.918: the evidence, not the estimate, is what a
+    trust-and-safety team can defend.
+    """
+    from scipy.stats import beta
+
+    k = np.asarray(infringing, dtype=np.float64)
+    n = np.asarray(listings, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bound = beta.ppf(1.0 - confidence, k, n - k + 1.0)
+    return np.where(k > 0, np.nan_to_num(bound, nan=0.0), 0.0)
+
+
 def threshold_for_precision(
-    scores: np.ndarray, labels: np.ndarray, target_precision: float
+    scores: np.ndarray,
+    labels: np.ndarray,
+    target_precision: float,
+    *,
+    confidence: float | None = None,
 ) -> float | None:
     """Lowest observed score ``t`` with precision(score >= t) >= target, or None if unreachable.
 
     The lowest such threshold rejects the most infringing listings while still meeting the
     precision target, i.e. it maximises recall at that precision. Precision is not monotone in
     the threshold, so every candidate is checked rather than stopping at the first failure.
+    With ``confidence``, the lower confidence bound of precision must reach the target instead
+    of the point estimate, which needs enough listings above the threshold to prove it.
     """
     values, n_ge, pos_ge = tail_counts(scores, labels)
-    precision = pos_ge / n_ge
+    if confidence is None:
+        precision = pos_ge / n_ge
+    else:
+        precision = precision_lower_bound(pos_ge, n_ge, confidence)
     ok = np.flatnonzero(precision >= target_precision)
     return float(values[ok[0]]) if ok.size else None
 
@@ -224,12 +259,16 @@ def fit_policy(
     target_precision: float = 0.98,
     target_recall: float | None = 0.95,
     review_capacity: float | None = None,
+    confidence: float | None = None,
 ) -> Policy:
     """Fit reject and approve thresholds on held-out calibrated scores.
 
-    Reject: the lowest threshold whose precision reaches ``target_precision``. If no threshold
-    does, nothing is auto-rejected (the threshold sits just above the highest score) and a note
-    says so, because a silent fallback to a lower precision would remove genuine listings.
+    Reject: the lowest threshold whose precision reaches ``target_precision`` (with
+    ``confidence``: whose lower confidence bound of precision does). If no threshold does,
+    nothing is auto-rejected (the threshold sits just above the highest score) and a note says
+    so, because a silent fallback to a lower precision would remove genuine listings. Either way
+    the policy records how many listings the reject lane held and the 95% lower bound of its
+    precision, so a reader sees how much evidence stands behind the threshold.
 
     Approve, by exactly one of:
 
@@ -262,15 +301,27 @@ def fit_policy(
             "precision and recall targets are undefined"
         )
 
+    if confidence is not None and not 0 < confidence < 1:
+        raise ValueError(f"fit_policy: expected confidence in (0, 1), found {confidence!r}")
     notes: list[str] = []
-    reject = threshold_for_precision(s, y, target_precision)
+    reject = threshold_for_precision(s, y, target_precision, confidence=confidence)
     if reject is None:
         reject = float(np.nextafter(s.max(), np.inf))
         _, n_ge, pos_ge = tail_counts(s, y)
         best = float((pos_ge / n_ge).max())
+        proof = "" if confidence is None else f" with {confidence:.0%} confidence"
         notes.append(
-            f"target_precision={target_precision} unreachable on {s.size} listings "
+            f"target_precision={target_precision} unreachable{proof} on {s.size} listings "
             f"(best precision {best:.4f}); nothing is auto-rejected"
+        )
+    in_lane = s >= reject
+    support, hits = int(in_lane.sum()), int(y[in_lane].sum())
+    lower = float(precision_lower_bound(hits, support)) if support else None
+    if support and lower is not None and lower < target_precision:
+        notes.append(
+            f"reject lane fitted on {support} listings ({hits} infringing): its precision's 95% "
+            f"lower bound is {lower:.3f}, below target_precision={target_precision}; more "
+            "validation listings (or policy.confidence) would make the threshold defensible"
         )
 
     if target_recall is not None:
@@ -300,6 +351,25 @@ def fit_policy(
         target_recall=target_recall,
         review_capacity=review_capacity,
         notes=tuple(notes),
+        confidence=confidence,
+        reject_support=support,
+        precision_lower_bound=lower,
+    )
+
+
+def fit_policy_from_settings(
+    scores: np.ndarray, labels: np.ndarray, settings: Mapping[str, Any]
+) -> Policy:
+    """:func:`fit_policy` with the targets of a ``policy:`` config section (train, export,
+    evaluate all read the same keys)."""
+    confidence = settings.get("confidence")
+    return fit_policy(
+        scores,
+        labels,
+        target_precision=float(settings.get("target_precision", 0.98)),
+        target_recall=settings.get("target_recall"),
+        review_capacity=settings.get("review_capacity"),
+        confidence=None if confidence is None else float(confidence),
     )
 
 

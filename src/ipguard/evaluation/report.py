@@ -136,6 +136,9 @@ def _policy_section(policy: Policy) -> str:
         ["target precision (reject lane)", _fmt(policy.target_precision)],
         ["target recall (reject + review)", _fmt(policy.target_recall)],
         ["review capacity (share of traffic)", _fmt(policy.review_capacity)],
+        ["confidence the reject precision was proven at", _fmt(policy.confidence)],
+        ["listings in the reject lane when fitted", _fmt(policy.reject_support)],
+        ["95% lower bound of its precision then", _fmt(policy.precision_lower_bound, 4)],
     ]
     parts = ["## Policy", "", _table(["setting", "value"], rows)]
     if policy.notes:

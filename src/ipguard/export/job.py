@@ -251,7 +251,7 @@ def _fit_on_manifest(
     from ipguard.evaluate import load_listings, score_listings
     from ipguard.evaluation.calibration import fit_calibrator
     from ipguard.evaluation.metrics import headline_metrics
-    from ipguard.evaluation.policy import fit_policy
+    from ipguard.evaluation.policy import fit_policy_from_settings
     from ipguard.export.scorer import ListingScorer
     from ipguard.training import _input_example
 
@@ -280,13 +280,7 @@ def _fit_on_manifest(
     labels = label_array(listings.frame["label"])[usable]
     calibrator = fit_calibrator(raw[usable], labels, method=cfg.calibration.method)
     calibrated = calibrator(raw[usable])
-    policy = fit_policy(
-        calibrated,
-        labels,
-        target_precision=cfg.policy.target_precision,
-        target_recall=cfg.policy.get("target_recall"),
-        review_capacity=cfg.policy.get("review_capacity"),
-    )
+    policy = fit_policy_from_settings(calibrated, labels, cfg.policy)
     spec.calibrator, spec.policy = calibrator.to_dict(), policy.to_dict()
     headline = headline_metrics(calibrated, labels, policy)
     metrics = {k: float(headline[k]) for k in ("auroc", "average_precision", "recall_at_reject")}
