@@ -19,9 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## the main job: train on the demo data (generated on first use) and register a model
+## the main job: train on the demo data (generated on first use) and register a model.
+## MODEL: the fused listing model by default, the one screening services load
+## (models:/ipguard-listing@champion); MODEL=image | text_tfidf | ... for another.
+MODEL ?= fusion
 train: setup
-	$(VENV)/bin/ipguard-train $(ARGS)
+	$(VENV)/bin/ipguard-train model=$(MODEL) $(ARGS)
 
 ## the whole test suite, slow tests included (CI runs this)
 test: setup

@@ -240,6 +240,8 @@ def bars(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    # one model per invocation: the helpers above read these module settings
+    global BACKBONE, IMAGE_SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--repeats", type=int, default=40, help="timed calls per single-listing case"
@@ -249,8 +251,6 @@ def main() -> None:
     parser.add_argument("--backbone", default=BACKBONE, help="e.g. tiny_cnn, as make train")
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
     args = parser.parse_args()
-    # one model per invocation: the helpers above read these module settings
-    global BACKBONE, IMAGE_SIZE
     BACKBONE, IMAGE_SIZE = args.backbone, args.image_size
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.pop("MLFLOW_TRACKING_URI", None)

@@ -86,6 +86,7 @@ def test_first_promotion_without_champion_promotes_and_tags(
             sys.executable,
             "-c",
             "from ipguard.cli import promote_main; promote_main()",
+            f"name={store.name}",
             f"manifest={frozen_manifest}",
         ],
         env=subprocess_env(store.home),
@@ -127,7 +128,9 @@ def test_worse_challenger_is_refused_and_champion_stays(
     assert worse != store.version
     assert str(client.get_model_version_by_alias(store.name, "challenger").version) == worse
 
-    result = promote(compose("promote", _overrides(store, f"manifest={frozen_manifest}")))
+    result = promote(
+        compose("promote", _overrides(store, f"name={store.name}", f"manifest={frozen_manifest}"))
+    )
 
     assert result.decision == "refused" and not result.promoted
     assert "challenger ap 0.5000 < champion ap 1.0000" in result.reason

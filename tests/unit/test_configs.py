@@ -17,10 +17,10 @@ import pytest
 import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import WeightedRandomSampler
 
 from ipguard import training
 from ipguard.config import CONFIG_DIR, compose, config_names
+from ipguard.data.samplers import EpochWeightedSampler
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 TRAIN_GROUPS = [
@@ -170,7 +170,7 @@ def test_class_weights_set_pos_weight_to_the_genuine_to_infringing_ratio(
     assert 0 < p < 1
     assert model.hparams.pos_weight == pytest.approx((1 - p) / p)
     assert model.hparams.loss == "bce"
-    assert not isinstance(dm.train_dataloader().sampler, WeightedRandomSampler)
+    assert not isinstance(dm.train_dataloader().sampler, EpochWeightedSampler)
 
 
 def test_sampler_draws_both_classes_with_equal_total_weight(
@@ -178,7 +178,7 @@ def test_sampler_draws_both_classes_with_equal_total_weight(
 ) -> None:
     model, dm = _model_and_data("sampler", demo_small, tmp_path, monkeypatch)
     sampler = dm.train_dataloader().sampler
-    assert isinstance(sampler, WeightedRandomSampler)
+    assert isinstance(sampler, EpochWeightedSampler)
     labels = torch.as_tensor(dm.dataset("train").labels)
     assert sampler.weights[labels == 1].sum() == pytest.approx(sampler.weights[labels == 0].sum())
     assert model.hparams.pos_weight is None
@@ -191,7 +191,7 @@ def test_focal_switches_the_loss_and_leaves_weights_and_sampling_alone(
     model, dm = _model_and_data("focal", demo_small, tmp_path, monkeypatch)
     assert model.hparams.loss == "focal"
     assert model.hparams.pos_weight is None
-    assert not isinstance(dm.train_dataloader().sampler, WeightedRandomSampler)
+    assert not isinstance(dm.train_dataloader().sampler, EpochWeightedSampler)
 
 
 def test_no_imbalance_handling_changes_nothing(
@@ -199,7 +199,7 @@ def test_no_imbalance_handling_changes_nothing(
 ) -> None:
     model, dm = _model_and_data("none", demo_small, tmp_path, monkeypatch)
     assert (model.hparams.loss, model.hparams.pos_weight) == ("bce", None)
-    assert not isinstance(dm.train_dataloader().sampler, WeightedRandomSampler)
+    assert not isinstance(dm.train_dataloader().sampler, EpochWeightedSampler)
 
 
 def test_unknown_imbalance_option_names_the_valid_ones(

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler, Sampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ipguard.data.datasets import ListingDataset, label_array
+from ipguard.data.samplers import EpochWeightedSampler, balanced_weights
 
 SAMPLERS = ("none", "weighted")
 
@@ -256,10 +257,14 @@ class ListingDataModule(L.LightningDataModule):
         if name == "train" and shuffle:
             generator = self._loader_generator
         if name == "train" and self.sampler == "weighted":
-            labels = dataset.labels
-            counts = np.bincount(labels, minlength=2).clip(min=1)
-            weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-            sampler = WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
+            # classes balanced, drawn from (seed, epoch) alone and sharded over DDP ranks
+            sampler = EpochWeightedSampler(
+                dataset,
+                balanced_weights(dataset.labels),
+                num_replicas=world_size,
+                rank=rank,
+                seed=self.seed,
+            )
             shuffle = False
         elif name == "train" and shuffle:
             # order from (seed, epoch) alone, set by Lightning's set_epoch; the same sampler
