@@ -274,8 +274,10 @@ def lightning_bar(args: argparse.Namespace, cached: list, setup: str) -> None:
         "Lightning trainer.fit": lightning_step_clocks,
     }
     per_step = {name: Timings() for name in loops}
-    for _ in range(args.repeats):
-        for name, loop in loops.items():
+    for repeat in range(args.repeats):
+        # plain, Lightning, Lightning, plain, ...: a drift in machine load favours neither
+        order = list(loops.items())
+        for name, loop in order if repeat % 2 == 0 else order[::-1]:
             load = os.getloadavg()[0]
             clocks = loop(_model(args.backbone), memory, n_steps)
             wall, cpu = _span(clocks, args.warmup, args.warmup + args.steps)
@@ -289,9 +291,11 @@ def lightning_bar(args: argparse.Namespace, cached: list, setup: str) -> None:
     for name, t in per_step.items():
         target = None if t is plain else _LIGHTNING_TARGET
         print(_row(name, t, plain.wall_median, target, digits=3))
+    paired = [lt / pt for pt, lt in zip(plain.wall, lightning.wall, strict=True)]
     print(
         f"\nLightning / plain by CPU time: {lightning.cpu_median / plain.cpu_median:.3f}x; "
-        f"{args.repeats} repeats, alternating."
+        f"wall, paired within each repeat: {', '.join(f'{r:.3f}' for r in paired)} "
+        f"(median {statistics.median(paired):.3f}x); {args.repeats} repeats, alternating."
     )
 
 
