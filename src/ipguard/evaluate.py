@@ -713,6 +713,7 @@ def _insert_details(
             "This manifest is the model's own training data (same fingerprint), train and "
             "validation rows included: every figure is optimistic. Evaluate with split=test."
         )
+        log.warning("%s", warnings[-1])
     if policy_source == "fitted_on_evaluated_data":
         warnings.append("The policy was " + OPTIMISTIC_NOTE + ".")
     if rows.get("not_scored"):
