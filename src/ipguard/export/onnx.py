@@ -90,6 +90,10 @@ def open_session(folder: str | Path) -> onnxruntime.InferenceSession:
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initialisers are noise for services
+    # ONNX Runtime's threads busy-wait after each run by default; in a service they would take
+    # the CPU from request parsing, image decoding and the web server between two calls
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
