@@ -163,17 +163,24 @@ def _repeats(n: int, args: argparse.Namespace) -> int:
 
 
 def served_timings(
-    frame: pd.DataFrame, work: Path, tracking_uri: str, args: argparse.Namespace
+    frame: pd.DataFrame,
+    work: Path,
+    tracking_uri: str,
+    args: argparse.Namespace,
+    uris: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """In-process ``predict`` and a REST call of the same request, in turns, per runtime."""
+    """In-process ``predict`` and a REST call of the same request, in turns, per runtime.
+
+    ``uris``: runtime -> model URI; by default the two versions :func:`register_models` made.
+    """
     import mlflow
 
     from ipguard.export.local_server import serve_locally
 
     inprocess: dict[str, Any] = {}
     rest: dict[str, Any] = {}
-    for runtime in RUNTIMES:
-        uri = f"models:/ipguard-image@bench-{runtime}"
+    uris = uris or {rt: f"models:/ipguard-image@bench-{rt}" for rt in RUNTIMES}
+    for runtime, uri in uris.items():
         model = mlflow.pyfunc.load_model(uri)
         with serve_locally(
             uri, tracking_uri=tracking_uri, log_path=work / f"serve-{runtime}.log"
@@ -239,6 +246,35 @@ def bars(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def registered_model_timings(args: argparse.Namespace) -> None:
+    """In-process vs REST for a model someone registered (any kind, e.g. the fused one)."""
+    import mlflow
+
+    if not args.tracking_uri:
+        raise SystemExit("--model-uri needs --tracking-uri (e.g. sqlite:///<project>/mlflow.db)")
+    mlflow.set_tracking_uri(args.tracking_uri)
+    mlflow.set_registry_uri(args.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="ipguard-bench-") as tmp:
+        work = Path(tmp)
+        timed = served_timings(
+            listings(work), work, args.tracking_uri, args, uris={"registered": args.model_uri}
+        )
+    lines = ["| path | listings | p50 ms | p95 ms | calls |", "| --- | ---: | ---: | ---: | ---: |"]
+    for path, key in (("in-process predict", "inprocess"), ("REST", "rest")):
+        for n in (1, BATCH):
+            r = timed[key][f"registered_batch{n}"]
+            lines.append(f"| {path} | {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['n']} |")
+    ratio = (
+        timed["rest"]["registered_batch1"]["p50_ms"]
+        / timed["inprocess"]["registered_batch1"]["p50_ms"]
+    )
+    print(
+        f"{args.model_uri}\n" + "\n".join(lines) + f"\nREST / in-process, 1 listing: {ratio:.2f}x"
+    )
+    if args.out:
+        args.out.write_text(json.dumps({"model_uri": args.model_uri, **timed}, indent=2) + "\n")
+
+
 def main() -> None:
     # one model per invocation: the helpers above read these module settings
     global BACKBONE, IMAGE_SIZE
@@ -250,6 +286,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--backbone", default=BACKBONE, help="e.g. tiny_cnn, as make train")
     parser.add_argument("--image-size", type=int, default=IMAGE_SIZE)
+    parser.add_argument(
+        "--model-uri",
+        help="time an already registered model instead (e.g. models:/ipguard-listing@champion, "
+        "what make train registers), in-process vs REST on its registered runtime; needs "
+        "--tracking-uri",
+    )
+    parser.add_argument("--tracking-uri", help="the store that holds --model-uri")
     args = parser.parse_args()
     BACKBONE, IMAGE_SIZE = args.backbone, args.image_size
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -257,6 +300,9 @@ def main() -> None:
 
     import torch
 
+    if args.model_uri:
+        registered_model_timings(args)
+        return
     with tempfile.TemporaryDirectory(prefix="ipguard-bench-") as tmp:
         work = Path(tmp)
         tracking_uri = f"sqlite:///{(work / 'mlflow.db').as_posix()}"
