@@ -44,7 +44,7 @@ class FusionClassifier(ListingClassifier):
         modality_dropout: float = 0.2,
         aux_weight: float = 0.5,
         lr: float = 2e-3,
-        head_lr: float | None = 1e-2,
+        head_lr: float | None = 3e-3,
         weight_decay: float = 1e-4,
         loss: str = "bce",
         focal_gamma: float = 2.0,
