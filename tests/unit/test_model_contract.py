@@ -16,9 +16,8 @@ import torch
 from mlflow.exceptions import MlflowException
 
 from ipguard.export.package import write_model_dir
-from ipguard.export.registry import SCREENER_FILE
+from ipguard.export.registry import pyfunc_arguments
 from ipguard.export.scorer import OUTPUT_COLUMNS, ListingScorer
-from ipguard.export.signature import model_signature
 from ipguard.models.image_classifier import ImageClassifier
 
 NOT_AN_IMAGE = base64.b64encode(b"<html>404</html>").decode()
@@ -135,11 +134,7 @@ def pyfunc(model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("pyfunc") / "model"
     mlflow.pyfunc.save_model(
         path,
-        python_model=str(SCREENER_FILE),
-        artifacts={"model_dir": str(model_dir)},
-        signature=model_signature(),
-        pip_requirements=["ipguard"],
-        model_config={"runtime": "torch"},
+        **pyfunc_arguments(model_dir, runtime="torch"),
     )
     return mlflow.pyfunc.load_model(str(path))
 

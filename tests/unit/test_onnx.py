@@ -25,9 +25,8 @@ from ipguard.export.onnx import (
     open_session,
 )
 from ipguard.export.package import write_model_dir
-from ipguard.export.registry import SCREENER_FILE
+from ipguard.export.registry import pyfunc_arguments
 from ipguard.export.scorer import ListingScorer
-from ipguard.export.signature import model_signature
 from ipguard.export.spec import ModelSpec
 from ipguard.models.image import ImageNetwork
 from ipguard.models.image_classifier import ImageClassifier
@@ -134,11 +133,7 @@ def test_pyfunc_picks_onnx_runtime_by_model_config_at_load_time(
     path = tmp_path / "pyfunc"
     mlflow.pyfunc.save_model(
         path,
-        python_model=str(SCREENER_FILE),
-        artifacts={"model_dir": str(model_dir)},
-        signature=model_signature(),
-        pip_requirements=["ipguard"],
-        model_config={"runtime": "torch"},
+        **pyfunc_arguments(model_dir, runtime="torch"),
     )
     logged = mlflow.pyfunc.load_model(str(path))
     chosen = mlflow.pyfunc.load_model(str(path), model_config={"runtime": "onnx"})

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from ipguard.export.scorer import RUNTIMES
 from ipguard.export.signature import model_signature
-from ipguard.export.spec import ModelSpec
+from ipguard.export.spec import MODEL_DIR_ARTIFACT, ModelSpec
 
 SCREENER_FILE = Path(__file__).with_name("screener.py")
 PROVENANCE_TAGS = ("git_commit", "data_fingerprint", "config_hash")
@@ -84,6 +84,21 @@ def pip_requirements(kind: str | None = None) -> list[str]:
     return reqs
 
 
+def pyfunc_arguments(
+    model_dir: str | Path, *, kind: str | None = None, runtime: str = "torch"
+) -> dict[str, Any]:
+    """How an exported folder becomes an ipguard pyfunc (the screener, logged from code), for
+    ``mlflow.pyfunc.log_model`` here and ``mlflow.pyfunc.save_model`` wherever a model is
+    needed without a registry."""
+    return {
+        "python_model": str(SCREENER_FILE),
+        "artifacts": {MODEL_DIR_ARTIFACT: str(model_dir)},
+        "signature": model_signature(),
+        "pip_requirements": pip_requirements(kind),
+        "model_config": {"runtime": runtime},
+    }
+
+
 def version_tags(spec: ModelSpec, tags: dict[str, Any], *, runtime: str) -> dict[str, str]:
     """The full tag set of a new version: the caller's provenance plus what the spec says.
 
@@ -144,12 +159,8 @@ def log_and_register(
     spec.save(model_dir)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=str(SCREENER_FILE),
-        artifacts={"model_dir": str(model_dir)},
-        signature=model_signature(),
         input_example=input_example,
-        pip_requirements=pip_requirements(spec.kind),
-        model_config={"runtime": runtime},
+        **pyfunc_arguments(model_dir, kind=spec.kind, runtime=runtime),
     )
     run_id = mlflow.active_run().info.run_id if mlflow.active_run() else None
     mv = client.create_model_version(

@@ -17,10 +17,11 @@ class ListingScreener(PythonModel):
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
         from ipguard.export.scorer import ListingScorer
+        from ipguard.export.spec import MODEL_DIR_ARTIFACT
 
         config = context.model_config or {}
         self.scorer = ListingScorer.load(
-            context.artifacts["model_dir"], runtime=config.get("runtime", "torch")
+            context.artifacts[MODEL_DIR_ARTIFACT], runtime=config.get("runtime", "torch")
         )
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
