@@ -358,8 +358,7 @@ def _register(
         "git_commit": git_commit(),
         "data_fingerprint": dm.fingerprint,
         "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)),
-        **{k: f"{v:.4f}" for k, v in headline.items()},
-    }
+    }  # the headline metrics become tags from the spec (registry.version_tags)
     with mlflow.start_run(run_id=run_id):
         registered = log_and_register(
             model_dir,
