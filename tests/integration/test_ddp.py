@@ -9,17 +9,16 @@ that the ``val/auroc`` a DDP run logs is the AUROC of the *whole* validation spl
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import pytest
 import torch
+from tiny_registry import subprocess_env
 
 from ipguard.config import compose
 from ipguard.data.datamodule import ListingDataModule
@@ -27,12 +26,6 @@ from ipguard.data.datasets import label_array
 from ipguard.evaluation.metrics import auroc
 
 BATCH_SIZE = 16  # debug=fast
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(IPGUARD_HOME=str(home), MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,9 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "seed=5",
         f"paths.output_dir={output_dir}",
     ]
-    proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     hydra_dirs = sorted((home / "runs" / "train").iterdir())
     assert len(hydra_dirs) == 1, hydra_dirs

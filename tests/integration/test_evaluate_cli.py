@@ -3,7 +3,6 @@ in another through the Hydra entry point, and read the result from its summary l
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from tiny_registry import subprocess_env
 
 TRAIN_SUMMARY = re.compile(r"^ipguard: registered ipguard-image v(?P<version>\d+) ", re.M)
 EVAL_SUMMARY = re.compile(
@@ -25,14 +25,10 @@ EVAL_SUMMARY = re.compile(
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(IPGUARD_HOME=str(home), MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
-    return env
-
-
 def _run(cmd: list[str], home: Path) -> str:
-    proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 

@@ -5,7 +5,6 @@ alias and scores listings including an undecodable image and an empty title."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_registry import subprocess_env
 
 SUMMARY = re.compile(
     r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
@@ -23,12 +23,6 @@ SUMMARY = re.compile(
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(IPGUARD_HOME=str(home), MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +38,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "model.n_buckets=4096",
         "seed=5",
     ]
-    proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
@@ -86,7 +82,7 @@ def test_registered_fusion_model_scores_broken_rows_in_a_new_process(
     manifest = Path(trained["home"]) / "data" / "demo-small" / "listings.csv"
     proc = subprocess.run(
         [sys.executable, "-c", SCORER, trained["uri"], str(manifest)],
-        env=_env(Path(trained["home"])),
+        env=subprocess_env(Path(trained["home"])),
         capture_output=True,
         text=True,
         timeout=300,

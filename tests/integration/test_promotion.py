@@ -20,7 +20,6 @@ from tiny_registry import TinyStore, subprocess_env, train_tiny_model
 from ipguard.config import compose
 from ipguard.export.promotion import GateRule, gate
 from ipguard.export.scorer import ListingScorer
-from ipguard.tracking import uri_environment_kept
 
 pytestmark = pytest.mark.integration
 
@@ -58,19 +57,16 @@ def frozen_manifest(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture
-def in_process(monkeypatch: pytest.MonkeyPatch):
+def in_process():
     """In-process jobs point MLflow's process-wide URIs at the store; put them back after.
 
-    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` variables; restoring them must not
-    leave those behind, or every later test would log into this test's store.
+    ``mlflow.set_*_uri`` also exports ``MLFLOW_*_URI`` variables; the autouse fixture in
+    conftest.py removes those again when the test ends.
     """
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     yield
-    with uri_environment_kept():
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
 
 
 def _overrides(store: TinyStore, *extra: str) -> list[str]:

@@ -5,7 +5,6 @@ images at all, registered as ``ipguard-text``, then loaded by alias in a *separa
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_registry import subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,7 @@ def _fullwidth(text: str) -> str:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(
-        IPGUARD_HOME=str(home), MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false", HF_HUB_OFFLINE="1"
-    )
-    return env
+    return subprocess_env(home, HF_HUB_OFFLINE="1")
 
 
 @pytest.fixture(scope="module")

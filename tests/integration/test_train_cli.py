@@ -5,7 +5,6 @@ listings sent as file paths and as base64."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tiny_registry import subprocess_env
 
 SUMMARY = re.compile(
     r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
@@ -22,12 +22,6 @@ SUMMARY = re.compile(
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(IPGUARD_HOME=str(home), MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "trainer.max_epochs=2",
         "seed=3",
     ]
-    proc = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
@@ -89,7 +85,7 @@ def test_registered_model_scores_paths_and_base64_in_a_new_process(
     manifest = Path(trained["home"]) / "data" / "demo-small" / "listings.csv"
     proc = subprocess.run(
         [sys.executable, "-c", SCORER, trained["uri"], str(manifest)],
-        env=_env(Path(trained["home"])),
+        env=subprocess_env(Path(trained["home"])),
         capture_output=True,
         text=True,
         timeout=300,
