@@ -317,7 +317,7 @@ def fit_policy(
     in_lane = s >= reject
     support, hits = int(in_lane.sum()), int(y[in_lane].sum())
     lower = float(precision_lower_bound(hits, support)) if support else None
-    if support and lower is not None and lower < target_precision:
+    if lower is not None and lower < target_precision:
         notes.append(
             f"reject lane fitted on {support} listings ({hits} infringing): its precision's 95% "
             f"lower bound is {lower:.3f}, below target_precision={target_precision}; more "
