@@ -8,7 +8,6 @@ test -> export and register in MLflow with alias ``challenger``.
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -111,19 +110,6 @@ def _instantiate_list(section: DictConfig | None) -> list[Any]:
     if not section:
         return []
     return [instantiate(c) for c in section.values() if c and "_target_" in c]
-
-
-def _input_example(frame: pd.DataFrame, root: Path, n: int = 2) -> pd.DataFrame:
-    """A couple of real test listings as a service would send them over REST (base64 images)."""
-    rows = frame.head(n)
-    cols = [c for c in ("listing_id", "title", "description", "brand", "market") if c in rows]
-    example = rows[cols].astype(str).reset_index(drop=True)
-    if "image_path" in rows:
-        example["image_b64"] = [
-            base64.b64encode((root / p).read_bytes()).decode() if isinstance(p, str) else ""
-            for p in rows["image_path"]
-        ]
-    return example
 
 
 def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_dir: Path) -> None:
@@ -331,7 +317,7 @@ def _register(
     import mlflow
 
     from ipguard.export.package import write_model_dir
-    from ipguard.export.registry import log_and_register
+    from ipguard.export.registry import log_and_register, request_example
     from ipguard.provenance import config_hash, git_commit
 
     headline = {
@@ -363,7 +349,7 @@ def _register(
         registered = log_and_register(
             model_dir,
             spec,
-            input_example=_input_example(dm.frames["test"], dm.root),
+            input_example=request_example(dm.frames["test"], dm.root),
             tags=tags,
             alias=cfg.registry.alias,
             client=client,

@@ -252,8 +252,8 @@ def _fit_on_manifest(
     from ipguard.evaluation.calibration import fit_calibrator
     from ipguard.evaluation.metrics import headline_metrics
     from ipguard.evaluation.policy import fit_policy_from_settings
+    from ipguard.export.registry import request_example
     from ipguard.export.scorer import ListingScorer
-    from ipguard.training import _input_example
 
     if cfg.get("split") and not cfg.get("split_file"):
         raise ValueError(
@@ -289,7 +289,7 @@ def _fit_on_manifest(
     described = f"fitted on {int(usable.sum())} rows of {listings.manifest}"
     if cfg.get("split"):
         described += f" (split {cfg.split})"
-    return described, metrics, _input_example(listings.frame, listings.root)
+    return described, metrics, request_example(listings.frame, listings.root)
 
 
 def _data_fingerprint(cfg: DictConfig, spec: ModelSpec) -> str:

@@ -9,6 +9,7 @@ into the spec, so a model folder that is re-exported (``ipguard-export``) keeps 
 
 from __future__ import annotations
 
+import base64
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,20 @@ def pip_requirements(kind: str | None = None) -> list[str]:
         except Exception:  # pragma: no cover - a missing optional runtime
             reqs.append(dist)
     return reqs
+
+
+def request_example(frame: pd.DataFrame, root: Path, n: int = 2) -> pd.DataFrame:
+    """A couple of real listings as a service would send them over REST (base64 images): the
+    input example logged with every version."""
+    rows = frame.head(n)
+    cols = [c for c in ("listing_id", "title", "description", "brand", "market") if c in rows]
+    example = rows[cols].astype(str).reset_index(drop=True)
+    if "image_path" in rows:
+        example["image_b64"] = [
+            base64.b64encode((root / p).read_bytes()).decode() if isinstance(p, str) else ""
+            for p in rows["image_path"]
+        ]
+    return example
 
 
 def pyfunc_arguments(
