@@ -5,7 +5,6 @@ alias and scores listings including an undecodable image and an empty title."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -14,13 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_registry import subprocess_env
-
-SUMMARY = re.compile(
-    r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
-    r"test_auroc=(?P<auroc>[0-9.]+|nan) tracking_uri=(?P<uri>\S+)$",
-    re.M,
-)
+from tiny_registry import subprocess_env, train_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,23 +21,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ipguard.cli",
+    summary = train_cli(
+        home,
         "model=fusion",
         "debug=fast",
         "model.image_backbone=tiny_cnn",
         "model.n_buckets=4096",
         "seed=5",
-    ]
-    proc = subprocess.run(
-        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    match = SUMMARY.search(proc.stdout)
-    assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
-    return {**match.groupdict(), "home": str(home)}
+    return {**summary, "home": str(home)}
 
 
 def test_fusion_run_registers_the_listing_model_as_challenger(trained: dict[str, str]) -> None:

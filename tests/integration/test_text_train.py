@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_registry import subprocess_env
+from tiny_registry import subprocess_env, train_cli
 
 pytestmark = pytest.mark.integration
 
-SUMMARY = re.compile(
-    r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
-    r"test_auroc=(?P<auroc>[0-9.]+|nan) tracking_uri=(?P<uri>\S+)$",
-    re.M,
-)
 CONTRACT = ["listing_id", "score", "decision", "image_score", "text_score", "flags"]
 # Latin letters and their Cyrillic look-alikes, the commonest disguise of a brand name
 CYRILLIC = str.maketrans("aeopcxyiAEOPCMTKHB", "аеорсхуіАЕОРСМТКНВ")
@@ -45,20 +40,14 @@ def text_only(demo_small, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 
 def _train(paths: dict[str, Path], *overrides: str) -> dict[str, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "ipguard.cli",
+    return train_cli(
+        paths["home"],
         "debug=fast",
         f"data.manifest={paths['manifest']}",
         "seed=5",
         *overrides,
-    ]
-    proc = subprocess.run(cmd, env=_env(paths["home"]), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    match = SUMMARY.search(proc.stdout)
-    assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
-    return match.groupdict()
+        HF_HUB_OFFLINE="1",
+    )
 
 
 SCORER = textwrap.dedent(

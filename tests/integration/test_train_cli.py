@@ -5,7 +5,6 @@ listings sent as file paths and as base64."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -13,13 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_registry import subprocess_env
-
-SUMMARY = re.compile(
-    r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
-    r"test_auroc=(?P<auroc>[0-9.]+|nan) tracking_uri=(?P<uri>\S+)$",
-    re.M,
-)
+from tiny_registry import subprocess_env, train_cli
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +20,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
-    cmd = [
-        sys.executable,
-        "-m",
-        "ipguard.cli",
-        "debug=fast",
-        "model.backbone=tiny_cnn",
-        "trainer.max_epochs=2",
-        "seed=3",
-    ]
-    proc = subprocess.run(
-        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+    summary = train_cli(
+        home, "debug=fast", "model.backbone=tiny_cnn", "trainer.max_epochs=2", "seed=3"
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    match = SUMMARY.search(proc.stdout)
-    assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
-    return {**match.groupdict(), "home": str(home)}
+    return {**summary, "home": str(home)}
 
 
 def test_train_registers_challenger_in_the_sqlite_store(trained: dict[str, str]) -> None:

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 SUMMARY = re.compile(
     r"^ipguard: registered (?P<name>\S+) v(?P<version>\d+) @(?P<alias>\S+) "
-    r"test_auroc=\S+ tracking_uri=(?P<uri>\S+)$",
+    r"test_auroc=(?P<auroc>[0-9.]+|nan) tracking_uri=(?P<uri>\S+)$",
     re.M,
 )
 
@@ -63,25 +63,26 @@ MODEL_OVERRIDES = {
 }
 
 
-def train_tiny_model(home: Path, manifest: Path, model: str = "image") -> TinyStore:
-    """``python -m ipguard.cli debug=fast <model overrides>`` on ``manifest``."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "ipguard.cli",
-        "debug=fast",
-        *MODEL_OVERRIDES[model],
-        f"data.manifest={manifest}",
-        "seed=3",
-    ]
+def train_cli(home: Path, *overrides: str, **extra_env: str) -> dict[str, str]:
+    """``python -m ipguard.cli <overrides>`` in a fresh process; the summary line's fields
+    (name, version, alias, auroc, uri), after checking it ran and printed one."""
+    cmd = [sys.executable, "-m", "ipguard.cli", *overrides]
     proc = subprocess.run(
-        cmd, env=subprocess_env(home), capture_output=True, text=True, timeout=600
+        cmd, env=subprocess_env(home, **extra_env), capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
+    return match.groupdict()
+
+
+def train_tiny_model(home: Path, manifest: Path, model: str = "image") -> TinyStore:
+    """``python -m ipguard.cli debug=fast <model overrides>`` on ``manifest``."""
+    summary = train_cli(
+        home, "debug=fast", *MODEL_OVERRIDES[model], f"data.manifest={manifest}", "seed=3"
+    )
     (model_dir,) = (home / "runs" / "train").glob("*/model")
-    return TinyStore(home, match["uri"], match["name"], match["version"], model_dir, manifest)
+    return TinyStore(home, summary["uri"], summary["name"], summary["version"], model_dir, manifest)
 
 
 def request_rows(manifest: Path, n: int) -> pd.DataFrame:
