@@ -43,4 +43,4 @@ format: setup
 	$(VENV)/bin/ruff format src tests benchmarks scripts
 
 clean:
-	rm -rf runs multiruns mlartifacts mlflow.db data/demo data/demo-small .pytest_cache
+	rm -rf runs multiruns mlartifacts mlflow.db data/demo data/demo-small cache .pytest_cache

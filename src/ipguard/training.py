@@ -227,6 +227,12 @@ def _fit_estimator(
     return model, TrainResult(metrics, output_dir, tracking_uri, run.info.run_id)
 
 
+def _image_embedder(model: Any) -> Any:
+    """A frozen backbone's embedder (features computed once per image), or None."""
+    make = getattr(model, "image_embedder", None)
+    return make() if callable(make) else None
+
+
 def _split_scores(model: Any, dm: Any, split: str) -> np.ndarray:
     """Uncalibrated scores of one split, in frame order, whatever kind of model."""
     if isinstance(model, L.LightningModule):
@@ -263,7 +269,9 @@ def train(cfg: DictConfig) -> TrainResult:
     else:
         model = instantiate(cfg.model)
     dm.configure_inputs(
-        modalities=model.modalities, preprocessing=getattr(model, "preprocessing", None)
+        modalities=model.modalities,
+        preprocessing=getattr(model, "preprocessing", None),
+        image_embedder=_image_embedder(model),
     )
     if hasattr(model, "attach_data"):
         model.attach_data(dm)  # e.g. the fused model sizes its tabular input from the data
@@ -275,7 +283,9 @@ def train(cfg: DictConfig) -> TrainResult:
         model, result = _fit_estimator(cfg, model, dm, output_dir, tracking_uri, experiment_id)
 
     # --- calibration, policy and test evaluation on one process ------------------------------
-    dm.configure_inputs(modalities=model.modalities, preprocessing=None)
+    dm.configure_inputs(
+        modalities=model.modalities, preprocessing=None, image_embedder=_image_embedder(model)
+    )
     val_scores = _split_scores(model, dm, "val")
     val_labels = label_array(dm.frames["val"]["label"])
     calibrator = fit_calibrator(val_scores, val_labels, method=cfg.calibration.method)

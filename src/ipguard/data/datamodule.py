@@ -60,6 +60,7 @@ class ListingDataModule(L.LightningDataModule):
         modalities: Iterable[str] = ("image", "text"),
         output_dir: str | None = None,
         seed: int = 0,
+        embedding_cache: str | None = None,
     ) -> None:
         super().__init__()
         if on_error not in ("raise", "quarantine"):
@@ -90,6 +91,9 @@ class ListingDataModule(L.LightningDataModule):
         self.manifest_path: Path | None = None
         self.root: Path | None = None
         self.featurizer: Any = None  # tabular features, built on first use
+        # a frozen backbone (see configure_inputs): features per image, computed once per split
+        self.image_embedder: Any = None
+        self.embedding_cache = embedding_cache
         # draws only the train loader's worker base seed, never the global RNG: see train_dataloader
         self._loader_generator = torch.Generator().manual_seed(seed)
 
@@ -146,16 +150,24 @@ class ListingDataModule(L.LightningDataModule):
             self.frames[name] = part
 
     def configure_inputs(
-        self, *, modalities: Iterable[str], preprocessing: dict[str, Any] | None = None
+        self,
+        *,
+        modalities: Iterable[str],
+        preprocessing: dict[str, Any] | None = None,
+        image_embedder: Any = None,
     ) -> None:
         """Decode only what the model reads, the way the model expects it.
 
         The model owns its preprocessing (input size, mean, std of its pretrained weights), so
-        the training run hands it over here before the first loader is built.
+        the training run hands it over here before the first loader is built. A model with a
+        frozen backbone hands over its ``image_embedder``: every split's images then go
+        through it once (cached under ``embedding_cache``), and the loaders serve features
+        instead of decoded images, without augmentation.
         """
         self.modalities = frozenset(modalities)
         if preprocessing:
             self.preprocessing = {**self.preprocessing, **preprocessing}
+        self.image_embedder = image_embedder
         self._datasets.clear()
 
     def dataset(self, name: str) -> ListingDataset:
@@ -174,7 +186,10 @@ class ListingDataModule(L.LightningDataModule):
 
         pre = Preprocessing(**self.preprocessing)
         transform = None
-        if "image" in self.modalities:
+        embeddings = None
+        if "image" in self.modalities and self.image_embedder is not None:
+            embeddings = self._embeddings(frame, pre, "training" if train else "evaluation")
+        elif "image" in self.modalities:
             transform = (
                 build_train_transform(self.augment, pre) if train else build_eval_transform(pre)
             )
@@ -187,6 +202,31 @@ class ListingDataModule(L.LightningDataModule):
             load_images="image" in self.modalities,
             load_text="text" in self.modalities,
             tabular=self.tabular_features(frame) if "tabular" in self.modalities else None,
+            embeddings=embeddings,
+        )
+
+    def _embeddings(self, frame: pd.DataFrame, pre: Any, what: str) -> Any:
+        from ipguard.data.embeddings import image_embeddings
+        from ipguard.data.transforms import build_eval_transform
+
+        def decoding_dataset(rows: pd.DataFrame) -> ListingDataset:
+            return ListingDataset(
+                rows,
+                self.root or ".",
+                transform=build_eval_transform(pre),
+                image_size=pre.image_size,
+                load_text=False,
+            )
+
+        return image_embeddings(
+            frame,
+            self.root or ".",
+            self.image_embedder,
+            decoding_dataset,
+            cache_dir=self.embedding_cache,
+            batch_size=self.eval_batch_size,
+            num_workers=self.num_workers,
+            what=f"{what} listings",
         )
 
     def reseed_augmentation(self, seed: int) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ipguard.data.embeddings import CachedEmbeddings
 from ipguard.data.images import decode_image, to_rgb_array
 
 LABEL_INDEX = {"genuine": 0, "infringing": 1}
@@ -38,6 +39,8 @@ class ListingDataset(Dataset[dict[str, Any]]):
 
     ``load_images=False`` skips decoding for text-only models; ``tabular`` is an (n, F) array
     computed once for the frame, because per-row feature code in a worker is slow.
+    ``embeddings`` (a frozen backbone's features per row, see :mod:`ipguard.data.embeddings`)
+    replaces decoding: items then carry ``image_embedding`` and an empty ``image``.
     """
 
     def __init__(
@@ -50,8 +53,14 @@ class ListingDataset(Dataset[dict[str, Any]]):
         load_images: bool = True,
         load_text: bool = True,
         tabular: np.ndarray | None = None,
+        embeddings: CachedEmbeddings | None = None,
     ) -> None:
         self.frame = frame.reset_index(drop=True)
+        if embeddings is not None and len(embeddings.present) != len(self.frame):
+            raise ValueError(
+                f"embeddings cover {len(embeddings.present)} rows, the frame has {len(self.frame)}"
+            )
+        self.embeddings = embeddings
         self.root = Path(root)
         self.transform = transform
         self.image_size = image_size
@@ -97,8 +106,16 @@ class ListingDataset(Dataset[dict[str, Any]]):
         return self.transform(image=to_rgb_array(decoded.image))["image"], True, False
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
-        image, present, unusable = self._image(idx)
+        extra: dict[str, Any] = {}
+        if self.embeddings is not None:
+            image = torch.zeros(0)
+            present = bool(self.embeddings.present[idx])
+            unusable = bool(self.embeddings.unusable[idx])
+            extra["image_embedding"] = torch.from_numpy(self.embeddings.features[idx])
+        else:
+            image, present, unusable = self._image(idx)
         return {
+            **extra,
             "index": idx,
             "image": image,
             "image_present": present,

@@ -75,6 +75,7 @@ def pip_requirements(kind: str | None = None) -> list[str]:
 
     pinned = ["torch", "torchvision", "numpy", "pandas", "pillow", "safetensors"]
     pinned += ["albumentations", "scikit-learn", "onnxruntime", "mlflow"]
+    pinned += ["efficientnet-lite-pytorch"]  # the default image tower's architecture
     pinned += list(EXTRA_SERVING_DISTRIBUTIONS.get(kind or "", ()))
     reqs = [f"ipguard=={version('ipguard')}"]
     for dist in pinned:

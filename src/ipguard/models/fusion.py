@@ -60,7 +60,7 @@ class FusionNetwork(nn.Module):
         dropout: float = 0.1,
         modality_dropout: float = 0.2,
         *,
-        pretrained: bool = False,
+        pretrained: bool | None = False,
         weights_path: str | Path | None = None,
     ) -> None:
         super().__init__()
@@ -108,14 +108,18 @@ class FusionNetwork(nn.Module):
         image_present: torch.Tensor,
         texts: Sequence[str],
         tabular: torch.Tensor,
+        image_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """``images`` (B,3,H,W), ``image_present`` (B,), ``texts`` B strings, ``tabular`` (B,F).
 
+        ``image_features`` (B,D), when given, are the backbone's output computed upstream (a
+        frozen backbone's cached embeddings); ``images`` is then not read.
         Returns ``logit``, ``image_logit`` and ``text_logit``, each (B,). The per-modality
         logits are meaningless where that modality is absent; callers mask them.
         """
         texts = list(texts)
-        image_features = self.image.embed(images)
+        if image_features is None:
+            image_features = self.image.embed(images)
         text_features = self.text.embed(texts)
         image_on = image_present.to(image_features.dtype).reshape(-1)
         text_on = text_presence(texts, image_features.device).to(image_features.dtype)
@@ -132,6 +136,6 @@ class FusionNetwork(nn.Module):
         )
         return {
             "logit": self.head(fused).squeeze(-1),
-            "image_logit": self.image.head(self.image.dropout(image_features)).squeeze(-1),
+            "image_logit": self.image.classify(image_features),
             "text_logit": self.text.head(self.text.dropout(text_features)).squeeze(-1),
         }

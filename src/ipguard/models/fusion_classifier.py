@@ -33,7 +33,7 @@ class FusionClassifier(ListingClassifier):
         self,
         image_backbone: str = "tiny_cnn",
         *,
-        pretrained: bool = False,
+        pretrained: bool | None = None,
         weights_path: str | None = None,
         image_size: int = 128,
         text_dim: int = 64,
@@ -51,6 +51,7 @@ class FusionClassifier(ListingClassifier):
         pos_weight: float | None = None,
         scheduler: str = "onecycle",
         freeze_backbone_epochs: int = 0,
+        freeze_backbone: bool | None = None,
     ) -> None:
         super().__init__(
             lr=lr,
@@ -61,6 +62,7 @@ class FusionClassifier(ListingClassifier):
             pos_weight=pos_weight,
             scheduler=scheduler,
             freeze_backbone_epochs=freeze_backbone_epochs,
+            freeze_backbone=freeze_backbone,
         )
         if aux_weight < 0:
             raise ValueError(f"model.aux_weight: expected >= 0, found {aux_weight}")
@@ -70,6 +72,7 @@ class FusionClassifier(ListingClassifier):
             pretrained=pretrained,
             weights_path=Path(weights_path) if weights_path else None,
         )
+        self.resolve_freezing(freeze_backbone, pretrained=self.net.image.spec.pretrained)
         self._outputs: dict[str, torch.Tensor] | None = None
 
     def _network_args(self) -> dict[str, Any]:
@@ -103,7 +106,11 @@ class FusionClassifier(ListingClassifier):
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         self._outputs = self.net(
-            batch["image"], batch["image_present"], batch["text"], batch["tabular"]
+            batch["image"],
+            batch["image_present"],
+            batch["text"],
+            batch["tabular"],
+            image_features=batch.get("image_embedding"),
         )
         return self._outputs["logit"]
 
@@ -135,8 +142,8 @@ class FusionClassifier(ListingClassifier):
         self.log("train/aux_loss", aux, on_epoch=True, batch_size=len(batch["text"]))
         return loss + self.hparams.aux_weight * aux
 
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.image.backbone.parameters())
+    def backbone_module(self) -> nn.Module:
+        return self.net.image.backbone
 
     def export_spec(self) -> dict[str, Any]:
         return {

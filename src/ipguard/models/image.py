@@ -1,9 +1,10 @@
-"""Image networks: any torchvision classifier by name, its head swapped for ours.
+"""Image networks: EfficientNet-Lite or any torchvision classifier by name, its head swapped.
 
 This module imports only torch and torchvision, never Lightning, because the served model
-rebuilds the network from its name and a safetensors file. Pretrained weights are read from
-the local torch hub cache or a file; nothing here downloads, so an offline run fails fast with
-a message naming the missing file instead of hanging on a socket.
+rebuilds the network from its name and a safetensors file. Pretrained weights come from
+installed packages (EfficientNet-Lite, see :mod:`ipguard.models.efficientnet_lite`), the local
+torch hub cache or a file; nothing here downloads, so an offline run fails fast with a message
+naming what is missing instead of hanging on a socket.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import nn
+
+from ipguard.models.efficientnet_lite import (
+    LITE_BACKBONES,
+    LITE_MEAN,
+    LITE_STD,
+    EfficientNetLiteFeatures,
+)
 
 TINY_BACKBONES = ("tiny_cnn",)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -33,11 +41,24 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     fixed_size: int | None = None  # e.g. ViT with pretrained weights only takes its own size
+    pretrained: bool = False  # the weights came from a pretrained source, not random init
+
+
+def resolve_pretrained(name: str, pretrained: bool | None) -> bool:
+    """``None`` means: pretrained when the backbone's weights are installed as a package
+    (EfficientNet-Lite), random init otherwise, so no setting ever reaches for the network."""
+    if pretrained is None:
+        return name in LITE_BACKBONES
+    return bool(pretrained)
 
 
 def list_backbones() -> list[str]:
     """Every name :func:`create_backbone` accepts."""
-    return [*TINY_BACKBONES, *torchvision.models.list_models(module=torchvision.models)]
+    return [
+        *TINY_BACKBONES,
+        *LITE_BACKBONES,
+        *torchvision.models.list_models(module=torchvision.models),
+    ]
 
 
 class TinyCNN(nn.Module):
@@ -110,25 +131,36 @@ def _strip_classifier(model: nn.Module) -> int:
 def create_backbone(
     name: str,
     *,
-    pretrained: bool = False,
+    pretrained: bool | None = False,
     weights_path: str | Path | None = None,
     image_size: int = 128,
     hub_dir: str | Path | None = None,
 ) -> tuple[nn.Module, BackboneSpec]:
     """Build a feature extractor by name, with its expected preprocessing.
 
-    Weights come from (in order) ``weights_path``, the hub cache when ``pretrained``, or random
+    Weights come from (in order) ``weights_path``, the installed package (EfficientNet-Lite)
+    or the hub cache when ``pretrained`` (``None``: see :func:`resolve_pretrained`), or random
     init. The classifier head is removed so the caller can put any head on the features.
     """
+    pretrained = resolve_pretrained(name, pretrained)
     if name in TINY_BACKBONES:
         if pretrained or weights_path:
             raise ValueError(f"{name!r} is a test backbone and has no pretrained weights")
         net = TinyCNN()
         return net, BackboneSpec(name, net.out_features, IMAGENET_MEAN, IMAGENET_STD)
+    if name in LITE_BACKBONES:
+        if weights_path:
+            raise ValueError(
+                f"{name!r} takes its ImageNet weights from its installed package; "
+                "model.weights_path is for torchvision backbones"
+            )
+        lite = EfficientNetLiteFeatures(name, image_size=image_size, pretrained=pretrained)
+        return lite, BackboneSpec(name, lite.out_features, LITE_MEAN, LITE_STD, None, pretrained)
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ValueError(
-            f"unknown backbone {name!r}; choose tiny_cnn or a torchvision classifier such as "
-            "resnet18, mobilenet_v3_small, efficientnet_b0, convnext_tiny, vit_b_16 "
+            f"unknown backbone {name!r}; choose tiny_cnn, efficientnet_lite0/1/2 (ImageNet "
+            "weights installed as packages) or a torchvision classifier such as resnet18, "
+            "mobilenet_v3_small, efficientnet_b0, convnext_tiny, vit_b_16 "
             "(ipguard.models.image.list_backbones() lists all)"
         )
     kwargs: dict[str, object] = {}
@@ -163,7 +195,8 @@ def create_backbone(
             f"pretrained {name!r} only takes {fixed_size}px input; set data.image_size={fixed_size}"
         )
     feature_dim = _strip_classifier(net)
-    return net, BackboneSpec(name, feature_dim, mean, std, fixed_size)
+    loaded = source is not None
+    return net, BackboneSpec(name, feature_dim, mean, std, fixed_size, loaded)
 
 
 class ImageNetwork(nn.Module):
@@ -176,7 +209,7 @@ class ImageNetwork(nn.Module):
         self,
         backbone: str = "tiny_cnn",
         *,
-        pretrained: bool = False,
+        pretrained: bool | None = False,
         weights_path: str | Path | None = None,
         image_size: int = 128,
         dropout: float = 0.0,
@@ -199,5 +232,9 @@ class ImageNetwork(nn.Module):
             features = features[0]
         return features
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """One logit per row from backbone features (computed here or cached upstream)."""
+        return self.head(self.dropout(features)).squeeze(-1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.embed(images))).squeeze(-1)
+        return self.classify(self.embed(images))

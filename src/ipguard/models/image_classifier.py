@@ -12,8 +12,11 @@ from ipguard.models.module import ListingClassifier
 
 
 class ImageClassifier(ListingClassifier):
-    """A torchvision backbone (or ``tiny_cnn``) scoring the listing's primary image.
+    """An image backbone (EfficientNet-Lite, torchvision, ``tiny_cnn``) scoring the primary image.
 
+    ``freeze_backbone=True`` trains the head alone on features the data module computes once
+    per image (see :mod:`ipguard.models.embedder`); ``freeze_backbone_epochs`` with a lower
+    ``lr`` than ``head_lr`` fine-tunes the whole network after a frozen warm-up instead.
     Takes only plain arguments, so ``ImageClassifier.load_from_checkpoint(path)`` rebuilds it
     without Hydra or the training config.
     """
@@ -25,7 +28,7 @@ class ImageClassifier(ListingClassifier):
         self,
         backbone: str = "tiny_cnn",
         *,
-        pretrained: bool = False,
+        pretrained: bool | None = None,
         weights_path: str | None = None,
         image_size: int = 128,
         dropout: float = 0.0,
@@ -37,6 +40,7 @@ class ImageClassifier(ListingClassifier):
         pos_weight: float | None = None,
         scheduler: str = "onecycle",
         freeze_backbone_epochs: int = 0,
+        freeze_backbone: bool | None = None,
     ) -> None:
         super().__init__(
             lr=lr,
@@ -47,6 +51,7 @@ class ImageClassifier(ListingClassifier):
             pos_weight=pos_weight,
             scheduler=scheduler,
             freeze_backbone_epochs=freeze_backbone_epochs,
+            freeze_backbone=freeze_backbone,
         )
         self.save_hyperparameters()
         self.net = ImageNetwork(
@@ -56,6 +61,7 @@ class ImageClassifier(ListingClassifier):
             image_size=image_size,
             dropout=dropout,
         )
+        self.resolve_freezing(freeze_backbone, pretrained=self.net.spec.pretrained)
 
     @property
     def network(self) -> nn.Module:
@@ -67,10 +73,12 @@ class ImageClassifier(ListingClassifier):
         return {"image_size": self.hparams.image_size, "mean": spec.mean, "std": spec.std}
 
     def logits(self, batch: dict[str, Any]):
+        if "image_embedding" in batch:  # frozen backbone: features computed once, upstream
+            return self.net.classify(batch["image_embedding"])
         return self.net(batch["image"])
 
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.backbone.parameters())
+    def backbone_module(self) -> nn.Module:
+        return self.net.backbone
 
     def export_spec(self) -> dict[str, Any]:
         return {
