@@ -18,8 +18,10 @@ from ipguard.data.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_FLAGS,
     DecodedImage,
+    ImageCheck,
     decode_base64_image,
     decode_image,
+    scan_images,
     to_rgb_array,
 )
 
@@ -331,3 +333,49 @@ def test_fixture_script_regenerates_every_committed_fixture(tmp_path: Path):
         committed = decode_image(FIXTURES / path.name, min_side=1)
         regenerated = decode_image(path, min_side=1)
         assert committed.flag == regenerated.flag, path.name
+
+
+# --- scanning many files (validation) ----------------------------------------------------------
+
+_ALL_CASES = [*sorted(p.name for p in FIXTURES.iterdir()), "missing.jpg"]
+
+
+@pytest.mark.parametrize("workers", [0, 4])
+def test_full_scan_flags_every_file_exactly_as_decode_image_does(workers: int):
+    paths = [FIXTURES / name for name in _ALL_CASES]
+    checks = scan_images(paths, workers=workers)
+    assert [c.flag for c in checks] == [decode_image(p).flag for p in paths]
+    for name, check in zip(_ALL_CASES, checks, strict=True):
+        assert name in check.detail
+
+
+def test_header_scan_finds_every_unusable_file_except_truncated_pixel_data():
+    paths = [FIXTURES / name for name in _ALL_CASES]
+    full = dict(zip(_ALL_CASES, scan_images(paths), strict=True))
+    header = dict(zip(_ALL_CASES, scan_images(paths, decode=False), strict=True))
+    missed = sorted(name for name in _ALL_CASES if full[name].flag != header[name].flag)
+    assert missed == ["truncated.jpg"]
+    assert header["truncated.jpg"].ok and "pixels not decoded" in header["truncated.jpg"].detail
+    assert header["huge_header.png"].flag == "image_too_large"
+    assert header["tiny.png"].flag == "image_too_small"
+    assert header["empty.jpg"].flag == "image_unreadable"
+
+
+def test_scan_keeps_the_global_warning_filters_and_pillow_settings(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # bilevel.png trips Pillow's warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        checks = scan_images([FIXTURES / "bilevel.png"] * 20 + [FIXTURES / "gray.png"], workers=4)
+        assert list(warnings.filters) == before  # 4 threads, and the filters are as they were
+    assert {c.flag for c in checks[:20]} == {"image_too_large"}  # 1024 px > Pillow's 1000
+    assert checks[-1].ok  # 32x24 = 768 px
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_scan_refuses_negative_workers_and_image_check_refuses_unknown_flags():
+    with pytest.raises(ValueError, match="workers"):
+        scan_images([FIXTURES / "gray.png"], workers=-1)
+    with pytest.raises(ValueError, match="flag"):
+        ImageCheck("image_broken", "x")

@@ -9,7 +9,10 @@ holds an RGB picture or says, with one of :data:`IMAGE_FLAGS`, why the listing's
 missing. The listing itself is kept; its text still counts.
 
 The same function serves training (paths from a manifest) and serving (paths, raw bytes or
-base64 from a REST payload), so both see exactly the same pixels.
+base64 from a REST payload), so both see exactly the same pixels. :func:`scan_images` asks the
+same question of many files at once, without keeping any pixels, for validation: either by
+decoding each file exactly as :func:`decode_image` does, or by reading only its header (cheap,
+but blind to truncated or corrupt pixel data).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import os
 import re
 import stat
 import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +83,27 @@ class DecodedImage:
         return self.image is not None
 
 
+@dataclass(frozen=True)
+class ImageCheck:
+    """Whether one image file can be used, as :func:`scan_images` found out; no pixels kept."""
+
+    flag: str | None
+    """One of :data:`IMAGE_FLAGS`, or ``None`` when the image is usable."""
+    detail: str
+    """Human-readable reason (or what was found), naming the file."""
+
+    def __post_init__(self) -> None:
+        if self.flag is not None and self.flag not in IMAGE_FLAGS:
+            raise ValueError(
+                f"ImageCheck flag must be one of {IMAGE_FLAGS} or None; found {self.flag!r}"
+            )
+
+    @property
+    def ok(self) -> bool:
+        """True when the image can be used."""
+        return self.flag is None
+
+
 def decode_image(
     source: str | os.PathLike[str] | bytes,
     *,
@@ -98,7 +125,8 @@ def decode_image(
     Warning filters are swapped for the duration of the decode (to catch Pillow's
     ``DecompressionBombWarning`` and its metadata warnings into ``detail``); Python's warning
     filters are process-global, so threads decoding concurrently may see each other's filters.
-    Use processes (DataLoader workers, server workers) for parallel decoding.
+    Use processes (DataLoader workers, server workers) for parallel decoding, or
+    :func:`scan_images`, which sets the filters once for all its threads.
     """
     if max_pixels <= 0:
         raise ValueError(f"max_pixels must be a positive pixel count; found {max_pixels}")
@@ -160,7 +188,8 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(padded, validate=True)
 
 
-def _decode_path(path: Path, where: str, *, max_pixels: int, min_side: int) -> DecodedImage:
+def _file_problem(path: Path, where: str) -> DecodedImage | None:
+    """Why ``path`` cannot even be opened as an image file, judged from ``stat`` alone."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -173,41 +202,48 @@ def _decode_path(path: Path, where: str, *, max_pixels: int, min_side: int) -> D
         return _flagged("image_unreadable", f"{where} is not a regular file")
     if info.st_size == 0:
         return _flagged("image_unreadable", f"{where} is empty (0 bytes)")
+    return None
+
+
+def _decode_path(
+    path: Path, where: str, *, max_pixels: int, min_side: int, capture_warnings: bool = True
+) -> DecodedImage:
+    problem = _file_problem(path, where)
+    if problem is not None:
+        return problem
     try:
         handle = path.open("rb")
     except OSError as err:
         return _flagged("image_unreadable", f"{where} cannot be opened: {err}")
     with handle:
-        return _decode(handle, where, max_pixels=max_pixels, min_side=min_side)
+        return _decode(
+            handle,
+            where,
+            max_pixels=max_pixels,
+            min_side=min_side,
+            capture_warnings=capture_warnings,
+        )
 
 
 def _decode(
-    stream: io.BufferedIOBase | io.BytesIO, where: str, *, max_pixels: int, min_side: int
+    stream: io.BufferedIOBase | io.BytesIO,
+    where: str,
+    *,
+    max_pixels: int,
+    min_side: int,
+    capture_warnings: bool = True,
 ) -> DecodedImage:
+    """Decode with Pillow's warnings caught into ``detail``; ``capture_warnings=False`` leaves
+    the filters to the caller (:func:`scan_images` sets them once for all its threads)."""
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            result = _open_and_convert(stream, where, notes, max_pixels=max_pixels)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            result = _flagged("image_too_large", f"{where}: {err}")
-        except Image.UnidentifiedImageError:
-            result = _flagged(
-                "image_unreadable",
-                f"{where}: not a recognised image, expected one of {', '.join(_allowed_formats())}",
-            )
-        except MemoryError:
-            result = _flagged("image_too_large", f"{where}: out of memory while decoding")
-        # Pillow's plugins raise a zoo of exception types on hostile or damaged input
-        # (OSError, SyntaxError, struct.error, IndexError, ValueError, zlib.error, ...). This
-        # block only runs Pillow on untrusted bytes, so any Exception here is a bad image,
-        # which must become a flag and not take down a DataLoader worker or a request.
-        except Exception as err:
-            result = _flagged(
-                "image_unreadable", f"{where}: cannot decode ({type(err).__name__}: {err})"
-            )
-    notes.extend(f"Pillow warned: {w.message}" for w in caught)
+    if capture_warnings:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            result = _guarded_decode(stream, where, notes, max_pixels=max_pixels)
+        notes.extend(f"Pillow warned: {w.message}" for w in caught)
+    else:
+        result = _guarded_decode(stream, where, notes, max_pixels=max_pixels)
     if result.image is None:
         return _with_notes(result, notes)
     width, height = result.image.size
@@ -217,6 +253,32 @@ def _decode(
             f"{where}: {width}x{height} pixels, expected at least {min_side} on the shorter side",
         )
     return _with_notes(result, notes)
+
+
+def _guarded_decode(
+    stream: io.BufferedIOBase | io.BytesIO, where: str, notes: list[str], *, max_pixels: int
+) -> DecodedImage:
+    try:
+        return _open_and_convert(stream, where, notes, max_pixels=max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return _flagged("image_too_large", f"{where}: {err}")
+    except Image.UnidentifiedImageError:
+        return _not_recognised(where)
+    except MemoryError:
+        return _flagged("image_too_large", f"{where}: out of memory while decoding")
+    # Pillow's plugins raise a zoo of exception types on hostile or damaged input
+    # (OSError, SyntaxError, struct.error, IndexError, ValueError, zlib.error, ...). This
+    # block only runs Pillow on untrusted bytes, so any Exception here is a bad image,
+    # which must become a flag and not take down a DataLoader worker or a request.
+    except Exception as err:
+        return _flagged("image_unreadable", f"{where}: cannot decode ({type(err).__name__}: {err})")
+
+
+def _not_recognised(where: str) -> DecodedImage:
+    return _flagged(
+        "image_unreadable",
+        f"{where}: not a recognised image, expected one of {', '.join(_allowed_formats())}",
+    )
 
 
 def _open_and_convert(
@@ -287,6 +349,108 @@ def _wide_gray_to_uint8(values: np.ndarray, mode: str, notes: list[str]) -> np.n
         notes.append(f"{mode} values span {low:g}..{high:g}; rescaled min-max to 0..255")
         scaled = (wide - low) * (255.0 / (high - low)) if high > low else np.zeros_like(wide)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+# --- many files at once, for validation -------------------------------------------------------
+
+
+def scan_images(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    decode: bool = True,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = 8,
+) -> list[ImageCheck]:
+    """Check many image files, one :class:`ImageCheck` per path, in order; no pixels are kept.
+
+    ``decode=True`` decodes each file exactly as :func:`decode_image` does, so a file passes
+    only if training and serving could use it. ``decode=False`` stops at the header: missing,
+    empty and non-image files, decompression bombs and thumbnails are still found, at the cost
+    of a ``stat`` and a few kilobytes read per file, but truncated or corrupt pixel data is not
+    (Pillow decodes lazily; only a full decode reaches it).
+
+    ``workers`` threads share the work (``None``: up to 8, one per CPU; ``0``: this thread):
+    Pillow releases the GIL while it reads and decodes. Python's warning filters are
+    process-global, so they are set once around the whole scan (Pillow's bomb warning raised
+    as an error, its other warnings ignored) instead of per file as :func:`decode_image` does.
+    """
+    if workers is not None and workers < 0:
+        raise ValueError(f"scan_images: workers must be >= 0 (0: this thread); found {workers}")
+    if max_pixels <= 0:
+        raise ValueError(f"max_pixels must be a positive pixel count; found {max_pixels}")
+    if min_side < 0:
+        raise ValueError(f"min_side must be >= 0 (0 disables the check); found {min_side}")
+    check = partial(
+        _check_path if decode else _probe_path, max_pixels=max_pixels, min_side=min_side
+    )
+    threads = min(8, os.cpu_count() or 1) if workers is None else workers
+    with _pillow_warnings_for_threads():
+        if threads <= 1 or len(paths) <= 1:
+            return [check(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(check, paths, chunksize=64))
+
+
+@contextmanager
+def _pillow_warnings_for_threads() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _where(source: str | os.PathLike[str]) -> str:
+    return f"image file '{Path(source)}'"
+
+
+def _check_path(source: str | os.PathLike[str], *, max_pixels: int, min_side: int) -> ImageCheck:
+    if not str(source).strip():
+        return ImageCheck("image_missing", "image path is empty")
+    result = _decode_path(
+        Path(source),
+        _where(source),
+        max_pixels=max_pixels,
+        min_side=min_side,
+        capture_warnings=False,
+    )
+    if result.image is not None:
+        result.image.close()
+    return ImageCheck(result.flag, result.detail)
+
+
+def _probe_path(source: str | os.PathLike[str], *, max_pixels: int, min_side: int) -> ImageCheck:
+    """The header-only check: what :func:`decode_image` would say, short of decoding pixels."""
+    if not str(source).strip():
+        return ImageCheck("image_missing", "image path is empty")
+    path, where = Path(source), _where(source)
+    problem = _file_problem(path, where)
+    if problem is not None:
+        return ImageCheck(problem.flag, problem.detail)
+    try:
+        with Image.open(path, formats=_allowed_formats()) as opened:
+            width, height, fmt = opened.width, opened.height, opened.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        return ImageCheck("image_too_large", f"{where}: {err}")
+    except Image.UnidentifiedImageError:
+        return ImageCheck("image_unreadable", _not_recognised(where).detail)
+    except Exception as err:  # the header parsers face the same hostile bytes as the decoder
+        return ImageCheck(
+            "image_unreadable",
+            f"{where}: cannot read the header ({type(err).__name__}: {err})",
+        )
+    if width * height > max_pixels:
+        return ImageCheck(
+            "image_too_large",
+            f"{where}: header declares {width}x{height} = {width * height} pixels, "
+            f"more than max_pixels={max_pixels}",
+        )
+    if min(width, height) < min_side:
+        return ImageCheck(
+            "image_too_small",
+            f"{where}: {width}x{height} pixels, expected at least {min_side} on the shorter side",
+        )
+    return ImageCheck(None, f"header of {fmt} {width}x{height} in {where} (pixels not decoded)")
 
 
 @cache
