@@ -215,3 +215,121 @@ def test_empty_json_lines_file_gives_empty_manifest(tmp_path: Path) -> None:
     df = read_manifest(tmp_path / "m.jsonl")
     assert len(df) == 0 and {"listing_id", "title"} <= set(df.columns)
     assert df[SOURCE_ROW].dtype == np.int64
+
+
+# --- CSV dialects: separators, byte-order marks, encodings -----------------------------------
+
+DIALECT_ROWS = [
+    ["listing_id", "title", "description", "price", "currency"],
+    ["L1", "Bolsa de couro", "marrom, dois bolsos", "199.90", "BRL"],
+    ["L2", "Tênis Zentaro; original", "tamanho 42", "", "BRL"],
+    ["L3", 'Relógio "Chrono"', "", "1200", "BRL"],
+]
+
+
+def write_dialect(path: Path, separator: str, encoding: str = "utf-8") -> Path:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=separator, lineterminator="\n").writerows(DIALECT_ROWS)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("separator", "encoding"),
+    [(";", "utf-8"), ("\t", "utf-8"), ("|", "utf-8"), (",", "utf-8-sig"), ("\t", "utf-16")],
+    ids=["semicolon", "tab", "pipe", "comma-with-bom", "utf16-tab-excel"],
+)
+def test_other_separators_and_byte_order_marks_read_like_the_comma_csv(
+    tmp_path: Path, separator: str, encoding: str
+) -> None:
+    comma = read_manifest(write_dialect(tmp_path / "comma.csv", ","))
+    other = read_manifest(write_dialect(tmp_path / "other.csv", separator, encoding))
+    pd.testing.assert_frame_equal(
+        other.drop(columns=SOURCE_FILE), comma.drop(columns=SOURCE_FILE), check_dtype=True
+    )
+    assert other.columns[0] == "listing_id"
+
+
+def test_separator_is_chosen_by_the_header_not_by_commas_in_the_text(tmp_path: Path) -> None:
+    # many commas in the values, one semicolon per field: the header decides
+    path = tmp_path / "m.csv"
+    path.write_text("listing_id;title\na;red, blue, green, white, black\nb;one, two\n")
+    assert read_manifest(path)["title"].tolist() == ["red, blue, green, white, black", "one, two"]
+
+
+def test_latin1_file_is_an_error_naming_the_line_the_byte_and_the_encoding_to_try(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes("listing_id,title\na,ok\nb,Tênis barato\n".encode("latin-1"))
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(path)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.row, problem.line) == ("m.csv", None, 3)
+    text = str(problem)
+    assert text.startswith("m.csv line 3: not UTF-8 text: byte 25 (0xea")
+    assert "'ê' in cp1252" in text and "encoding='cp1252'" in text
+    assert read_manifest(path, encoding="cp1252")["title"].tolist() == ["ok", "Tênis barato"]
+
+
+def test_bad_byte_far_beyond_the_sniffed_start_still_names_its_line(tmp_path: Path) -> None:
+    rows = "".join(f"L{i},title {i}\n" for i in range(20_000))  # well past the first 64 KB
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"listing_id,title\n" + rows.encode() + "x,Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"m\.csv line 20002: not UTF-8 text"):
+        read_manifest(path)
+
+
+def test_json_lines_that_are_not_utf8_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b'{"listing_id": "a", "title": "x"}\n{"listing_id": "b", "title": "\xe9"}\n')
+    with pytest.raises(ManifestError, match=r"m\.jsonl line 2: not UTF-8 text"):
+        read_manifest(path)
+    assert read_manifest(path, encoding="latin-1")["title"].tolist() == ["x", "é"]
+
+
+def test_unknown_encoding_name_is_refused_naming_the_option(tmp_path: Path) -> None:
+    path = write_dialect(tmp_path / "m.csv", ",")
+    with pytest.raises(ManifestError, match="unknown encoding 'latin-9000'"):
+        read_manifest(path, encoding="latin-9000")
+
+
+def test_row_wider_than_the_header_names_the_separator_it_was_read_with(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("listing_id,title\na,x\nb,Bag, red\n")
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(tmp_path / "m.csv")
+    [problem] = caught.value.problems
+    assert (problem.row, problem.line) == (2, 3)
+    assert "3 fields, expected at most 2 as in the header" in problem.reason
+    assert "comma-separated (','" in problem.reason and "double quotes" in problem.reason
+
+
+def test_header_and_rows_in_different_separators_name_the_rows_separator(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("listing_id,title,price\na;Bag;10\nb;Watch;20\n")
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(tmp_path / "m.csv")
+    [problem] = caught.value.problems
+    assert "the header is comma-separated" in problem.reason
+    assert "look semicolon-separated (';', 3 fields)" in problem.reason
+
+
+def test_record_lines_follow_the_detected_separator(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('listing_id;title\na;"two\nlines"\n\nb;x\n')
+    assert record_lines(path).tolist() == [2, 5]
+
+
+def test_csv_table_reader_detects_the_separator_of_a_catalog(tmp_path: Path) -> None:
+    from ipguard.data.io import read_csv_table
+
+    path = tmp_path / "brands.csv"
+    path.write_text("brand;reference_price;currency\nZentaro;2700,00;MXN\n")
+    table = read_csv_table(path, known_columns=("brand", "reference_price", "currency"))
+    assert table.to_dict("list") == {
+        "brand": ["Zentaro"],
+        "reference_price": ["2700,00"],
+        "currency": ["MXN"],
+    }

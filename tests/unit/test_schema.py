@@ -127,7 +127,6 @@ BAD_VALUES = [
     ("title", " \t ", "missing required value"),
     ("label", "fake", "expected one of: genuine, infringing"),
     ("label", "Genuine", "unknown label 'Genuine'"),
-    ("infringement_type", "knockoff", "expected one of: counterfeit, logo_misuse"),
     ("price", "abc", "not a finite number"),
     ("price", "$12", "not a finite number"),
     ("price", "inf", "not a finite number"),
@@ -180,6 +179,8 @@ GOOD_VALUES = [
     ("label", "infringing"),
     ("infringement_type", "counterfeit"),
     ("infringement_type", "logo_misuse"),
+    # descriptive only: a team's own type is kept (and counted in a warning), not rejected
+    ("infringement_type", "knockoff"),
     ("price", "0"),
     ("price", "1e3"),
     ("price", 12.5),
@@ -422,3 +423,187 @@ def test_duplicate_brand_is_reported_and_missing_brand_column_raised() -> None:
         validate_brands(rows)
     with pytest.raises(ManifestError, match="missing required column 'brand'"):
         validate_brands(pd.DataFrame({"name": ["Acme"]}))
+
+
+def test_catalog_with_a_row_per_brand_and_currency_is_valid() -> None:
+    currencies = ["USD", "MXN", "BRL", "EUR", "JPY", "IDR"]
+    rows = pd.DataFrame(
+        {
+            "brand": ["Acme"] * 6 + ["Zeta"] * 6,
+            "reference_price": ["100", "1700", "500", "92", "15000", "1600000"] * 2,
+            "currency": currencies * 2,
+        }
+    )
+    typed = validate_brands(rows)
+    assert len(typed) == 12
+    assert typed.groupby("brand")["currency"].nunique().to_dict() == {"Acme": 6, "Zeta": 6}
+
+
+def test_repeated_brand_and_currency_pair_names_both_rows_and_the_column() -> None:
+    rows = pd.DataFrame(
+        {
+            "brand": ["Acme", "Acme", "Acme", "Zeta", "Zeta"],
+            "reference_price": ["1", "17", "2", None, None],
+            "currency": ["USD", "MXN", "USD", None, None],
+        }
+    )
+    with pytest.raises(ManifestError) as caught:
+        validate_brands(rows, source="brands.csv")
+    problems = caught.value.problems
+    assert [(p.file, p.row, p.column) for p in problems] == [
+        ("brands.csv", 3, "brand"),
+        ("brands.csv", 5, "brand"),
+    ]
+    assert "duplicate brand 'Acme'; first seen at row 1 for currency 'USD'" in problems[0].reason
+    assert "first seen at row 4 with no currency either" in problems[1].reason
+
+
+# --- forgiving where nothing depends on it ---------------------------------------------------
+
+
+def test_infringement_type_outside_the_documented_four_is_kept_normalised_and_counted(
+    root: Path,
+) -> None:
+    rows = [
+        good_row(0, label="infringing", infringement_type="stolen_photo"),
+        good_row(1, label="infringing", infringement_type=" Stolen_Photo "),
+        good_row(2, label="infringing", infringement_type=" Counterfeit"),
+        good_row(3, label="infringing", infringement_type="knockoff"),
+    ]
+    result = validate_manifest(frame(*rows), root=root, source="listings.csv")
+    assert result.rows_rejected == 0
+    assert result.valid["infringement_type"].tolist() == [
+        "stolen_photo",
+        "stolen_photo",
+        "counterfeit",
+        "knockoff",
+    ]
+    assert result.other_infringement_types == {"stolen_photo": 2, "knockoff": 1}
+    [warning] = [w for w in result.warnings if w.column == "infringement_type"]
+    assert str(warning).startswith(
+        "listings.csv, column 'infringement_type': 3 rows with values outside counterfeit, "
+        "logo_misuse, copyright, other: stolen_photo (2), knockoff (1); kept"
+    )
+
+
+TEAM_LABELS = {"genuine": ["ok", "legit"], "infringing": ["fake", "counterfeit"]}
+
+
+def test_team_label_values_map_onto_the_contract_labels(root: Path) -> None:
+    rows = [
+        good_row(0, label="ok"),
+        good_row(1, label=" FAKE "),
+        good_row(2, label="Legit"),
+        good_row(3, label="infringing"),
+        good_row(4, label="maybe"),
+    ]
+    result = quarantine(root, *rows, label_values=TEAM_LABELS)
+    assert result.valid["label"].tolist() == ["genuine", "infringing", "genuine", "infringing"]
+    reason = reasons_for(result, 5)
+    assert "unknown label 'maybe'; expected one of: genuine, infringing" in reason
+    assert "label_values (genuine: legit, ok; infringing: counterfeit, fake)" in reason
+    assert result.rejects["label"].tolist() == ["maybe"]  # rejects keep what was written
+
+
+def test_team_label_values_are_needed_for_team_labels(root: Path) -> None:
+    result = quarantine(root, good_row(0, label="ok"))
+    assert "unknown label 'ok'" in reasons_for(result, 1)
+
+
+@pytest.mark.parametrize(
+    ("label_values", "fragment"),
+    [
+        ({"benign": ["ok"]}, "unknown label 'benign'"),
+        ({"genuine": ["ok"], "infringing": ["OK"]}, "given for both"),
+        ({"genuine": ["infringing"]}, "given for both"),
+        ({"genuine": [" "]}, "non-blank"),
+        (["ok"], "expected a mapping"),
+    ],
+)
+def test_bad_label_values_are_refused_naming_the_option(
+    root: Path, label_values: object, fragment: str
+) -> None:
+    with pytest.raises(ValueError, match="label_values") as caught:
+        validate_manifest(frame(good_row(0)), root=root, label_values=label_values)  # type: ignore[arg-type]
+    assert fragment in str(caught.value)
+
+
+def test_load_manifest_maps_team_labels_of_a_semicolon_file(root: Path) -> None:
+    (root / "m.csv").write_text("listing_id;title;label\na;Bag;ok\nb;Watch;fake\n")
+    result = load_manifest(root / "m.csv", label_values={"genuine": "ok", "infringing": "fake"})
+    assert result.valid["label"].tolist() == ["genuine", "infringing"]
+
+
+# --- decoding images during validation -------------------------------------------------------
+
+FIXTURE_IMAGES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder with a good photo and one of each unusable kind."""
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (16, 16), (10, 120, 30)).save(tmp_path / "img" / "good.jpg")
+    for name in ("truncated.jpg", "huge_header.png", "tiny.png"):
+        (tmp_path / "img" / name).write_bytes((FIXTURE_IMAGES / name).read_bytes())
+    (tmp_path / "img" / "empty.jpg").write_bytes(b"")
+    return tmp_path
+
+
+def image_rows() -> list[dict[str, object]]:
+    names = ["good.jpg", "truncated.jpg", "good.jpg", "empty.jpg", "huge_header.png", "tiny.png"]
+    return [good_row(i, image_path=f"img/{name}") for i, name in enumerate(names)]
+
+
+def test_decoding_keeps_rows_with_unusable_images_and_counts_them_per_flag(photos: Path) -> None:
+    result = validate_manifest(
+        frame(*image_rows()), root=photos, decode_images="full", source="listings.csv"
+    )
+    assert result.rows_valid == 6 and result.rows_rejected == 0
+    assert result.image_check == "full" and result.images_checked == 6
+    assert result.images_unusable == {
+        "image_too_large": 1,
+        "image_too_small": 1,
+        "image_unreadable": 2,
+    }
+    assert result.summary() == "rows_in=6 rows_valid=6 rows_rejected=0 images_unusable=4"
+    warned = {w.row: w.reason for w in result.warnings if w.column == "image_path"}
+    assert sorted(warned) == [2, 4, 5, 6]
+    assert warned[2].startswith("image unusable (image_unreadable)")
+    assert "truncated" in warned[2] and "kept, scored without its image" in warned[2]
+
+
+def test_reject_mode_sets_rows_with_unusable_images_aside_with_their_reason(photos: Path) -> None:
+    result = quarantine(photos, *image_rows(), decode_images="full", unusable_images="reject")
+    assert (result.rows_in, result.rows_valid, result.rows_rejected) == (6, 2, 4)
+    assert "image_too_large" in reasons_for(result, 5)
+    assert "set aside (unusable_images=reject)" in reasons_for(result, 6)
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(
+            frame(*image_rows()), root=photos, decode_images="full", unusable_images="reject"
+        )
+    assert sorted(p.row for p in caught.value.problems) == [2, 4, 5, 6]
+
+
+def test_header_check_misses_only_truncated_pixel_data(photos: Path) -> None:
+    result = validate_manifest(frame(*image_rows()), root=photos, decode_images="header")
+    assert result.images_unusable == {
+        "image_too_large": 1,
+        "image_too_small": 1,
+        "image_unreadable": 1,
+    }
+
+
+def test_images_are_not_decoded_unless_asked(photos: Path) -> None:
+    result = validate_manifest(frame(*image_rows()), root=photos)
+    assert (result.image_check, result.images_checked, result.images_unusable) == ("none", 0, {})
+    assert result.summary() == "rows_in=6 rows_valid=6 rows_rejected=0"
+
+
+def test_unknown_image_options_are_refused(root: Path) -> None:
+    with pytest.raises(ValueError, match="decode_images"):
+        validate_manifest(frame(good_row(0)), root=root, decode_images="all")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unusable_images"):
+        validate_manifest(frame(good_row(0)), root=root, unusable_images="drop")  # type: ignore[arg-type]

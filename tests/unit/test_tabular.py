@@ -172,3 +172,134 @@ def test_demo_catalog_gives_ratios_for_listings_in_the_catalog_currency(demo_sma
     assert (out[same, COL["price_ratio_missing"]] == 0.0).all()
     assert (out[~same, COL["currency_mismatch"]] == 1.0).all()
     assert (out[:, COL["brand_unknown"]] == 0.0).all()
+
+
+# --- a catalog for several markets: one reference price per brand and currency ---------------
+
+SIX_CURRENCIES = {"USD": 160.0, "MXN": 2700.0, "BRL": 800.0, "EUR": 150.0, "JPY": 24000.0}
+SIX_CURRENCIES["IDR"] = 2_500_000.0
+
+
+def six_currency_catalog(path: Path) -> Path:
+    lines = ["brand,reference_price,currency"]
+    for brand, factor in (("Zentaro", 1.0), ("Kestrune", 3.0)):
+        lines += [f"{brand},{price * factor:g},{cur}" for cur, price in SIX_CURRENCIES.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_six_currency_catalog_gives_each_listing_the_ratio_in_its_own_currency(
+    tmp_path: Path,
+) -> None:
+    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    assert len(featurizer.catalog) == 12
+    assert featurizer.currencies == ("BRL", "EUR", "IDR", "JPY", "MXN", "USD")
+    currencies = list(SIX_CURRENCIES)
+    frame = pd.DataFrame(
+        {
+            "title": ["Zentaro runner"] * 6 + ["Kestrune tote"] * 6,
+            "brand": ["Zentaro"] * 6 + ["Kestrune"] * 6,
+            "currency": currencies * 2,
+            # a fifth of the reference for Zentaro, double it for Kestrune, in every currency
+            "price": [SIX_CURRENCIES[c] * 0.2 for c in currencies]
+            + [SIX_CURRENCIES[c] * 3.0 * 2.0 for c in currencies],
+        }
+    )
+    out = featurizer.transform(frame)
+    np.testing.assert_allclose(out[:6, COL["price_log_ratio"]], math.log(0.2), atol=1e-6)
+    np.testing.assert_allclose(out[6:, COL["price_log_ratio"]], math.log(2.0), atol=1e-6)
+    assert (out[:, COL["price_ratio_missing"]] == 0.0).all()
+    assert (out[:, COL["currency_mismatch"]] == 0.0).all()
+    assert featurizer.reference_price("kestrune", "jpy") == 72000.0
+
+
+def test_currency_outside_the_catalog_is_a_mismatch_for_a_multi_currency_brand(
+    tmp_path: Path,
+) -> None:
+    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    row = _one(featurizer, title="Zentaro", brand="Zentaro", price=100.0, currency="GBP")
+    assert row["currency_mismatch"] == 1.0 and row["price_ratio_missing"] == 1.0
+    assert row["price_log_ratio"] == 0.0
+    no_currency = _one(featurizer, title="Zentaro", brand="Zentaro", price=100.0)
+    assert no_currency["currency_mismatch"] == 1.0
+
+
+def test_repeated_brand_and_currency_in_a_catalog_file_names_the_rows(tmp_path: Path) -> None:
+    path = tmp_path / "brands.csv"
+    path.write_text(
+        "brand,reference_price,currency\nZentaro,160,USD\nZentaro,2700,MXN\nZentaro,150,USD\n"
+    )
+    with pytest.raises(ManifestError) as caught:
+        TabularFeaturizer.from_catalog(path)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.row, problem.column) == (str(path), 3, "brand")
+    assert "first seen at row 1 for currency 'USD'" in problem.reason
+
+
+def test_featurizer_refuses_a_repeated_brand_and_currency_spelled_differently() -> None:
+    with pytest.raises(ValueError, match=r"catalog\[1\].*repeats catalog\[0\]"):
+        TabularFeaturizer(
+            [CatalogEntry("Zentaro", 1.0, "USD"), CatalogEntry("ZENTARO", 2.0, "USD")]
+        )
+    both = TabularFeaturizer(
+        [CatalogEntry("Zentaro", 1.0, "USD"), CatalogEntry("ZENTARO", 17.0, "MXN")]
+    )
+    assert both.reference_price("zentaro", "MXN") == 17.0
+
+
+def test_version_1_dict_of_a_registered_model_still_loads_and_computes_the_same(featurizer) -> None:
+    # exactly what ipguard wrote before catalogs could span currencies
+    version_1 = {
+        "format": "ipguard.tabular_featurizer",
+        "version": 1,
+        "feature_names": list(FEATURE_NAMES),
+        "threshold": 0.8,
+        "catalog": [
+            {"brand": "Zentaro", "reference_price": 100.0, "currency": "USD"},
+            {"brand": "Louis Vuittan", "reference_price": 1000.0, "currency": "EUR"},
+            {"brand": "Nopricer", "reference_price": None, "currency": None},
+        ],
+    }
+    restored = TabularFeaturizer.from_dict(version_1)
+    assert restored == featurizer
+    frame = pd.DataFrame(
+        {
+            "title": ["Zentaro x", "bag", "Zentaro", "Nopricer"],
+            "brand": ["Zentaro", "Louis Vuittan", "Zentaro", "Nopricer"],
+            "price": [5, 900, 1700, 5],
+            "currency": ["USD", "EUR", "MXN", "USD"],
+        }
+    )
+    np.testing.assert_array_equal(restored.transform(frame), featurizer.transform(frame))
+    assert featurizer.to_dict()["version"] == 2
+    with pytest.raises(ValueError, match="version 1 or 2"):
+        TabularFeaturizer.from_dict(version_1 | {"version": 3})
+
+
+def test_multi_currency_catalog_survives_the_json_round_trip(tmp_path: Path) -> None:
+    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    restored = TabularFeaturizer.from_dict(json.loads(json.dumps(featurizer.to_dict())))
+    assert restored == featurizer
+    assert restored.reference_price("Zentaro", "IDR") == 2_500_000.0
+
+
+def test_semicolon_catalog_from_a_european_spreadsheet_reads_like_the_comma_one(
+    tmp_path: Path,
+) -> None:
+    comma = six_currency_catalog(tmp_path / "comma.csv")
+    semicolon = tmp_path / "semicolon.csv"
+    semicolon.write_bytes(comma.read_text().replace(",", ";").encode("utf-8-sig"))
+    assert TabularFeaturizer.from_catalog(semicolon) == TabularFeaturizer.from_catalog(comma)
+
+
+def test_demo_multi_currency_catalog_gives_every_demo_listing_a_price_ratio(demo_small) -> None:
+    featurizer = TabularFeaturizer.from_catalog(demo_small.catalog_path)
+    frame = pd.read_csv(demo_small.manifest_path)
+    out = featurizer.transform(frame)
+    assert frame["currency"].nunique() >= 5
+    assert (out[:, COL["price_ratio_missing"]] == 0.0).all()
+    assert (out[:, COL["currency_mismatch"]] == 0.0).all()
+    # genuine listings sit near their own market's reference, whatever the currency
+    genuine = frame["label"].eq("genuine").to_numpy()
+    ratios = np.exp(out[genuine, COL["price_log_ratio"]])
+    assert ratios.min() > 0.45 and ratios.max() < 1.3

@@ -4,15 +4,25 @@ Reading is deliberately literal: CSV cells come back as strings (a listing id "0
 become 7, a title "NA" must not become missing), only empty cells are missing, and every row
 carries where it came from (``_source_file``, ``_source_row``) so that validation can name the
 exact file and row of each problem. Typing and checking happen in :mod:`ipguard.data.schema`.
+
+CSV comes in dialects: Excel in Brazil or Germany writes ``;`` because ``,`` is the decimal
+mark, other tools write tabs or ``|``, and Windows tools add a byte-order mark or write cp1252.
+So the separator is detected from the header and the first lines (:data:`CSV_SEPARATORS`), a
+UTF-8 or UTF-16 byte-order mark is honoured, and a file that is not UTF-8 is reported with the
+line and byte where decoding failed and the encoding it most likely is, instead of being read
+as mojibake or failing on every row.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +30,7 @@ import pandas as pd
 
 from ipguard.data.schema import (
     BOOKKEEPING_COLUMNS,
+    MANIFEST_COLUMNS,
     REQUIRED_COLUMNS,
     SOURCE_FILE,
     SOURCE_ROW,
@@ -28,10 +39,14 @@ from ipguard.data.schema import (
 )
 
 __all__ = [
+    "CSV_SEPARATORS",
     "MANIFEST_SUFFIXES",
     "SOURCE_FILE",
     "SOURCE_ROW",
+    "CsvFormat",
+    "csv_format",
     "manifest_root",
+    "read_csv_table",
     "read_manifest",
     "record_lines",
     "write_manifest",
@@ -49,6 +64,13 @@ _GLOB_CHARS = frozenset("*?[")
 # Writers of partitioned datasets (Spark, pyarrow, Hive) leave markers such as _SUCCESS,
 # _metadata or .crc files next to the parts; the same convention pyarrow uses skips them.
 _HIDDEN_PREFIXES = ("_", ".")
+
+CSV_SEPARATORS: tuple[str, ...] = (",", ";", "\t", "|")
+"""Field separators a CSV may use, detected per file; on a tie the earlier one wins."""
+_SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# Enough of the file to see the header and a few dozen rows; the separator is decided there.
+_SNIFF_BYTES = 64 * 1024
+_SNIFF_RECORDS = 50
 
 
 def _is_glob(path: str) -> bool:
@@ -160,7 +182,7 @@ def _relative(file: Path, root: Path) -> str:
     return Path(os.path.relpath(os.path.abspath(file), root)).as_posix()
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
+def read_manifest(path: str | Path, *, encoding: str | None = None) -> pd.DataFrame:
     """Read a manifest file, dataset folder or glob of parts into one DataFrame.
 
     Adds ``_source_file`` (path relative to :func:`manifest_root`) and ``_source_row`` (1-based
@@ -168,12 +190,16 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     (``market=US/part-0.parquet``) become columns unless the file already has that column.
     Raises :class:`ManifestError` naming the file for an unknown format, an unreadable file or
     a missing required header (``listing_id``, ``title``).
+
+    ``encoding`` is the text encoding of CSV and JSON-lines files; ``None`` means UTF-8 (with
+    or without a byte-order mark) or, for a CSV that starts with a UTF-16 byte-order mark,
+    UTF-16. CSV separators are detected per file (:func:`csv_format`).
     """
     root = manifest_root(path)
     frames = []
     for file in _part_files(path, root):
         rel = _relative(file, root)
-        frame = _READERS[_format_of(file, rel)](file, rel)
+        frame = _READERS[_format_of(file, rel)](file, rel, encoding)
         _require_header(frame, rel)
         for key, value in _partition_values(rel).items():
             if key not in frame:
@@ -207,20 +233,207 @@ def _unreadable(rel: str, what: str, err: Exception) -> ManifestError:
     return ManifestError(Problem(rel, None, None, None, f"cannot read as {what}: {err}"))
 
 
-def _read_csv(file: Path, rel: str) -> pd.DataFrame:
-    header = _csv_header(file, rel)
+@dataclass(frozen=True)
+class CsvFormat:
+    """How one CSV file is written: its text encoding and its field separator."""
+
+    encoding: str
+    """As given to :func:`open`; ``utf-8-sig`` reads UTF-8 with or without a byte-order mark."""
+    separator: str
+    """One of :data:`CSV_SEPARATORS`."""
+    detected: bool
+    """Whether the header (and first lines) showed the separator, or it is the default ``,``."""
+
+    def describe(self) -> str:
+        how = "detected from the header" if self.detected else "the default"
+        return f"{_SEPARATOR_NAMES[self.separator]}-separated ({self.separator!r}, {how})"
+
+
+def csv_format(
+    file: str | Path,
+    *,
+    encoding: str | None = None,
+    known_columns: Collection[str] = MANIFEST_COLUMNS,
+    rel: str | None = None,
+) -> CsvFormat:
+    """The encoding and separator of a CSV file, from its first bytes.
+
+    The separator is the candidate of :data:`CSV_SEPARATORS` under which the header names the
+    most ``known_columns``; where that does not decide (a header of unknown names), the one
+    under which the first lines have as many fields as the header, then the widest header.
+    Raises :class:`ManifestError` (naming ``rel``, the line and the byte) when the start of the
+    file is not text in ``encoding``.
+    """
+    file = Path(file)
+    rel = rel or file.name
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+            at_end = not handle.read(1)
+    except OSError as err:
+        raise _unreadable(rel, "CSV", err) from None
+    chosen = _encoding_for(head, encoding, rel)
+    decoder = codecs.getincrementaldecoder(chosen)()
+    try:
+        sample = decoder.decode(head, final=at_end)
+    except UnicodeDecodeError:
+        raise _encoding_error(file, rel, chosen) from None
+    separator, detected = _sniff_separator(sample, at_end, set(known_columns))
+    found = CsvFormat(chosen, separator, detected)
+    _refuse_mixed_separators(sample, at_end, found, rel)
+    return found
+
+
+def _refuse_mixed_separators(sample: str, complete: bool, fmt: CsvFormat, rel: str) -> None:
+    """A header in one dialect over rows in another (pasted together from two tools) would
+    read as rows of one field each, every other column missing; say so once, up front."""
+    records = _sample_records(sample, fmt.separator, complete)
+    header, rows = (records[0], records[1:]) if records else ([], [])
+    if len(header) < 2 or not rows or any(len(r) != 1 for r in rows):
+        return
+    for other in CSV_SEPARATORS:
+        widths = {len(r) for r in _sample_records(sample, other, complete)[1:]}
+        if other != fmt.separator and len(widths) == 1 and widths != {1}:
+            raise ManifestError(
+                Problem(
+                    rel,
+                    None,
+                    None,
+                    None,
+                    f"the header is {fmt.describe()} with {len(header)} fields, but the rows "
+                    f"below it have one field each and look {_SEPARATOR_NAMES[other]}-separated "
+                    f"({other!r}, {widths.pop()} fields); use one separator throughout",
+                    2,
+                )
+            )
+
+
+def _encoding_for(head: bytes, encoding: str | None, rel: str) -> str:
+    if encoding is None:
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        return "utf-8-sig"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ManifestError(
+            Problem(
+                rel,
+                None,
+                None,
+                None,
+                f"unknown encoding {encoding!r}; expected a Python codec name such as 'utf-8', "
+                "'cp1252' or 'latin-1'",
+            )
+        ) from None
+    return "utf-8-sig" if name == "utf-8" else name  # a BOM is never part of the first name
+
+
+def _sniff_separator(sample: str, complete: bool, known: set[str]) -> tuple[str, bool]:
+    best: tuple[int, int, int] = (0, 0, 1)
+    chosen = ","
+    for separator in CSV_SEPARATORS:
+        records = _sample_records(sample, separator, complete)
+        if not records:
+            continue
+        header = [name.strip() for name in records[0]]
+        rows = records[1:]
+        score = (
+            sum(name in known for name in header),
+            sum(len(row) == len(header) for row in rows),
+            len(header),
+        )
+        if len(header) > 1 and score > best:
+            best, chosen = score, separator
+    return chosen, best[2] > 1
+
+
+def _sample_records(sample: str, separator: str, complete: bool) -> list[list[str]]:
+    try:
+        records = [
+            r
+            for r in csv.reader(io.StringIO(sample, newline=""), delimiter=separator)
+            if r and not (len(r) == 1 and not r[0].strip())
+        ][: _SNIFF_RECORDS + 1]
+    except csv.Error:
+        return []
+    if not complete and len(records) > 1:
+        records = records[:-1]  # the sample may end in the middle of a record
+    return records
+
+
+def _encoding_error(file: Path, rel: str, encoding: str) -> ManifestError:
+    """Where a file stops being text in ``encoding``, and which encoding it probably is."""
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        return _unreadable(rel, "text", err)
+    base = 0
+    codec = encoding
+    if encoding == "utf-8-sig":
+        codec = "utf-8"
+        if data.startswith(codecs.BOM_UTF8):
+            base = len(codecs.BOM_UTF8)
+    try:
+        data[base:].decode(codec)
+    except UnicodeDecodeError as err:
+        start, end = base + err.start, base + err.end
+    else:  # the file changed since it failed to decode; say what we know
+        return ManifestError(Problem(rel, None, None, None, f"not {_codec_name(codec)} text"))
+    line = data.count(b"\n", 0, start) + 1
+    bad = data[start : min(end, start + 4)]
+    shown = " ".join(f"0x{b:02x}" for b in bad)
+    reason = f"not {_codec_name(codec)} text: byte {start} ({shown}) cannot be decoded"
+    if codec == "utf-8":
+        guess = "cp1252" if _decodes(data, "cp1252") else "latin-1"
+        reason += (
+            f"; it reads as {bad.decode(guess, errors='replace')!r} in {guess}, so the file is "
+            f"probably {guess} (Windows/Latin-1 Western European): save it as UTF-8, or read it "
+            f"with encoding={guess!r} (ipguard-validate --encoding {guess}, "
+            f"data.encoding={guess})"
+        )
+    else:
+        reason += f"; expected {codec} text as the encoding option says"
+    return ManifestError(Problem(rel, None, None, None, reason, line))
+
+
+def _codec_name(codec: str) -> str:
+    return "UTF-8" if codec == "utf-8" else codec
+
+
+def _decodes(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_csv(file: Path, rel: str, encoding: str | None = None) -> pd.DataFrame:
+    fmt = csv_format(file, encoding=encoding, rel=rel)
+    return _read_csv_as(file, rel, fmt)
+
+
+def _read_csv_as(file: Path, rel: str, fmt: CsvFormat) -> pd.DataFrame:
+    header = _csv_header(file, rel, fmt)
     try:
         frame = pd.read_csv(
             file,
+            sep=fmt.separator,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
             index_col=False,
-            encoding="utf-8-sig",
+            encoding=fmt.encoding,
             skip_blank_lines=True,
         )
+    except UnicodeDecodeError:
+        raise _encoding_error(file, rel, fmt.encoding) from None
     except pd.errors.ParserError as err:
-        problems = _csv_shape_problems(file, rel, len(header))
+        try:
+            problems = _csv_shape_problems(file, rel, len(header), fmt)
+        except UnicodeDecodeError:
+            raise _encoding_error(file, rel, fmt.encoding) from None
         raise (ManifestError(problems) if problems else _unreadable(rel, "CSV", err)) from None
     except (OSError, ValueError) as err:
         raise _unreadable(rel, "CSV", err) from None
@@ -228,14 +441,29 @@ def _read_csv(file: Path, rel: str) -> pd.DataFrame:
     return frame
 
 
-def _csv_header(file: Path, rel: str) -> list[str]:
+def read_csv_table(
+    path: str | Path,
+    *,
+    known_columns: Collection[str],
+    encoding: str | None = None,
+    source: str | None = None,
+) -> pd.DataFrame:
+    """Read any CSV table (a brand catalog, say) as literally as a manifest: text cells, only
+    empty cells missing, the separator detected with ``known_columns`` as the expected header
+    names. Problems are raised as :class:`ManifestError` naming ``source`` (default: the path).
+    """
+    file = Path(path)
+    rel = source or str(path)
+    fmt = csv_format(file, encoding=encoding, known_columns=known_columns, rel=rel)
+    return _read_csv_as(file, rel, fmt)
+
+
+def _csv_header(file: Path, rel: str, fmt: CsvFormat) -> list[str]:
     try:
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
-    except UnicodeDecodeError as err:
-        raise ManifestError(
-            Problem(rel, None, None, None, f"not UTF-8 text (byte {err.start}); expected UTF-8 CSV")
-        ) from None
+        with open(file, newline="", encoding=fmt.encoding) as handle:
+            header = next(csv.reader(handle, delimiter=fmt.separator), None)
+    except UnicodeDecodeError:
+        raise _encoding_error(file, rel, fmt.encoding) from None
     except (OSError, csv.Error) as err:
         raise _unreadable(rel, "CSV", err) from None
     if not header:
@@ -253,11 +481,12 @@ def _csv_header(file: Path, rel: str) -> list[str]:
     return header
 
 
-def _csv_shape_problems(file: Path, rel: str, width: int) -> list[Problem]:
+def _csv_shape_problems(file: Path, rel: str, width: int, fmt: CsvFormat) -> list[Problem]:
     """Every row with more fields than the header, so one pass fixes them all."""
     problems = []
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    hint = _shape_hint(file, fmt)
+    with open(file, newline="", encoding=fmt.encoding) as handle:
+        reader = csv.reader(handle, delimiter=fmt.separator)
         next(reader, None)
         row = 0
         start = reader.line_num + 1
@@ -271,7 +500,8 @@ def _csv_shape_problems(file: Path, rel: str, width: int) -> list[Problem]:
                             row,
                             None,
                             None,
-                            f"{len(fields)} fields, expected at most {width} as in the header",
+                            f"{len(fields)} fields, expected at most {width} as in the header; "
+                            + hint,
                             start,
                         )
                     )
@@ -279,7 +509,29 @@ def _csv_shape_problems(file: Path, rel: str, width: int) -> list[Problem]:
     return problems
 
 
-def _read_parquet(file: Path, rel: str) -> pd.DataFrame:
+def _shape_hint(file: Path, fmt: CsvFormat) -> str:
+    """What to do about rows wider than the header: which separator the rows seem to use."""
+    read_as = f"read as {fmt.describe()}"
+    with open(file, newline="", encoding=fmt.encoding) as handle:
+        sample = handle.read(_SNIFF_BYTES)
+    complete = len(sample) < _SNIFF_BYTES
+    for other in CSV_SEPARATORS:
+        if other == fmt.separator:
+            continue
+        rows = _sample_records(sample, other, complete)[1:]
+        widths = {len(r) for r in rows}
+        if len(rows) >= 1 and len(widths) == 1 and widths != {1}:
+            return (
+                f"{read_as}, but the data rows look {_SEPARATOR_NAMES[other]}-separated "
+                f"({other!r}); use one separator for the header and the rows"
+            )
+    return (
+        f"{read_as}; a value that contains {fmt.separator!r} must be in double quotes, "
+        f"or the file uses another separator than its header"
+    )
+
+
+def _read_parquet(file: Path, rel: str, encoding: str | None = None) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(file)
     except Exception as err:  # pyarrow raises several unrelated types for a corrupt file
@@ -290,11 +542,12 @@ def _read_parquet(file: Path, rel: str) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _read_jsonl(file: Path, rel: str) -> pd.DataFrame:
+def _read_jsonl(file: Path, rel: str, encoding: str | None = None) -> pd.DataFrame:
     records: list[dict] = []
     problems: list[Problem] = []
+    codec = _encoding_for(b"", encoding or "utf-8", rel)
     try:
-        with open(file, encoding="utf-8-sig") as handle:
+        with open(file, encoding=codec) as handle:
             for line_number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -319,10 +572,8 @@ def _read_jsonl(file: Path, rel: str) -> pd.DataFrame:
                     )
                     continue
                 records.append(record)
-    except UnicodeDecodeError as err:
-        raise ManifestError(
-            Problem(rel, None, None, None, f"not UTF-8 text (byte {err.start}); expected UTF-8")
-        ) from None
+    except UnicodeDecodeError:
+        raise _encoding_error(file, rel, codec) from None
     except OSError as err:
         raise _unreadable(rel, "JSON lines", err) from None
     if problems:
@@ -335,32 +586,33 @@ def _read_jsonl(file: Path, rel: str) -> pd.DataFrame:
 _READERS = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
 
 
-def record_lines(file: str | Path) -> np.ndarray | None:
+def record_lines(file: str | Path, *, encoding: str | None = None) -> np.ndarray | None:
     """The physical line where each data row of a CSV or JSON-lines file starts.
 
     Used to put line numbers into messages, which differ from row numbers once a description
     spans lines or the file has blank lines. ``None`` when the file has no lines (Parquet) or
-    cannot be re-read.
+    cannot be re-read. ``encoding`` as for :func:`read_manifest`.
     """
     file = Path(file)
     fmt = MANIFEST_SUFFIXES.get(file.suffix.lower())
     try:
         if fmt == "csv":
-            return _csv_record_lines(file)
+            return _csv_record_lines(file, csv_format(file, encoding=encoding))
         if fmt == "jsonl":
-            with open(file, encoding="utf-8-sig") as handle:
+            codec = _encoding_for(b"", encoding or "utf-8", file.name)
+            with open(file, encoding=codec) as handle:
                 starts = [i for i, line in enumerate(handle, start=1) if line.strip()]
             return np.asarray(starts, dtype=np.int64)
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except (OSError, UnicodeDecodeError, csv.Error, ManifestError):
         return None
     return None
 
 
-def _csv_record_lines(file: Path) -> np.ndarray:
+def _csv_record_lines(file: Path, fmt: CsvFormat) -> np.ndarray:
     # pandas skips empty and whitespace-only lines; count rows the same way.
     starts: list[int] = []
-    with open(file, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    with open(file, newline="", encoding=fmt.encoding) as handle:
+        reader = csv.reader(handle, delimiter=fmt.separator)
         next(reader, None)
         start = reader.line_num + 1
         for fields in reader:

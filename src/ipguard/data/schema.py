@@ -9,6 +9,13 @@ and reason, either in a :class:`ManifestError` (``on_error="raise"``) or in a re
 The per-value rules live in a declarative pandera schema (it reports failure cases per row,
 vectorised); the rules pandera cannot express (values that do not parse, duplicates naming the
 first occurrence, price without currency, image paths) are vectorised checks next to it.
+
+The contract is strict where something depends on a value (ids, labels, prices, codes that
+feed features and slices) and forgiving where nothing does: ``infringement_type`` is
+descriptive, so a team's own values are kept (normalised) and counted in a warning rather than
+rejected. A team's own *label* values can be mapped onto the contract's (``label_values``).
+Image files can be decoded as part of validation (``decode_images``); an unusable image is
+either reported and kept, as training keeps it, or set aside with its row (``unusable_images``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +60,11 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS = ("listing_id", "title")
 LABELS = ("genuine", "infringing")
 INFRINGEMENT_TYPES = ("counterfeit", "logo_misuse", "copyright", "other")
+"""The documented infringement types; other values are kept, normalised, and counted."""
+IMAGE_DECODE_MODES = ("none", "header", "full")
+"""How far validation opens image files: not at all, their header, or a full decode."""
+UNUSABLE_IMAGE_ACTIONS = ("keep", "reject")
+"""What validation does with a row whose image cannot be used (see ``unusable_images``)."""
 TEXT_COLUMNS: tuple[str, ...] = tuple(
     c for c in MANIFEST_COLUMNS if c not in ("price", "listed_at")
 )
@@ -128,6 +141,8 @@ class Problem:
             where += f" row {self.row}"
             if self.line is not None:
                 where += f" (line {self.line})"
+        elif self.line is not None:  # a problem of the file's text, before rows exist
+            where += f" line {self.line}"
         if self.column is not None:
             where += f", column {self.column!r}"
         return f"{where}: {self.reason}"
@@ -156,7 +171,16 @@ def _describe(problems: list[Problem]) -> str:
 
 @dataclass
 class ValidationResult:
-    """Typed valid rows, rejected rows with their reasons, and the counts that must add up."""
+    """Typed valid rows, rejected rows with their reasons, and the counts that must add up.
+
+    ``image_check`` says how far image files were opened (one of :data:`IMAGE_DECODE_MODES`);
+    ``images_checked`` counts the rows whose image file was opened that far, and
+    ``images_unusable`` the rows among them whose image cannot be used, per flag of
+    :data:`ipguard.data.images.IMAGE_FLAGS` (whatever else is wrong with the row; with
+    ``unusable_images="reject"`` these rows are among the rejected ones).
+    ``other_infringement_types`` counts values outside :data:`INFRINGEMENT_TYPES`, which are
+    kept.
+    """
 
     valid: pd.DataFrame
     rejects: pd.DataFrame
@@ -165,6 +189,10 @@ class ValidationResult:
     rows_rejected: int
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    image_check: str = "none"
+    images_checked: int = 0
+    images_unusable: dict[str, int] = field(default_factory=dict)
+    other_infringement_types: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rows_in != self.rows_valid + self.rows_rejected:
@@ -173,11 +201,19 @@ class ValidationResult:
                 f" + rows_rejected={self.rows_rejected}"
             )
 
+    @property
+    def images_unusable_total(self) -> int:
+        return sum(self.images_unusable.values())
+
     def summary(self) -> str:
-        return (
+        """The one line scripts parse; ``images_unusable=N`` joins it when N > 0."""
+        line = (
             f"rows_in={self.rows_in} rows_valid={self.rows_valid} "
             f"rows_rejected={self.rows_rejected}"
         )
+        if self.images_unusable_total:
+            line += f" images_unusable={self.images_unusable_total}"
+        return line
 
 
 # --- turning raw values into typed ones -------------------------------------------------------
@@ -330,6 +366,60 @@ _REASONS: dict[str, Callable[[object], str]] = {
 }
 
 
+def label_mapping(
+    label_values: Mapping[str, str | Iterable[str]] | None,
+) -> dict[str, str]:
+    """A team's own label values -> contract labels, keyed stripped and case-folded.
+
+    ``{"genuine": ["ok", "legit"], "infringing": ["fake"]}`` lets a manifest labelled ``ok`` /
+    ``fake`` train as is. The contract's own ``genuine`` / ``infringing`` stay valid. Raises
+    ``ValueError`` naming ``label_values`` for an unknown label, a blank value, or a value
+    given for both labels (which would make the label depend on the order of a dict).
+    """
+    if label_values is None:
+        return {}
+    if not isinstance(label_values, Mapping):
+        raise ValueError(
+            "label_values: expected a mapping of label -> list of values, such as "
+            f"{{'genuine': ['ok'], 'infringing': ['fake']}}; found {type(label_values).__name__}"
+        )
+    mapping: dict[str, str] = {}
+    for label, values in label_values.items():
+        if label not in LABELS:
+            raise ValueError(
+                f"label_values: unknown label {label!r}; expected keys from {', '.join(LABELS)}"
+            )
+        for value in [values] if isinstance(values, str) else list(values or []):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"label_values.{label}: expected non-blank text values, found {value!r}"
+                )
+            key = value.strip().casefold()
+            other = next((x for x in LABELS if x != label), label)
+            if mapping.get(key, label) != label or key == other:
+                raise ValueError(
+                    f"label_values: {value!r} is given for both {label!r} and {other!r}; "
+                    "expected each value to mean one label"
+                )
+            mapping[key] = label
+    return mapping
+
+
+def _label_reason(mapping: Mapping[str, str]) -> Callable[[object], str]:
+    """The unknown-label message once a team's values are mapped: lists those values too."""
+    listed = "; ".join(
+        f"{label}: {', '.join(sorted(k for k, v in mapping.items() if v == label))}"
+        for label in LABELS
+        if label in mapping.values()
+    )
+    plain = _allowed_reason("label", LABELS)
+
+    def reason(value: object) -> str:
+        return f"{plain(value)}, or a value of label_values ({listed})"
+
+    return reason
+
+
 def _missing_reason(column: str) -> str:
     if column == "label":
         return f"missing label; expected one of: {', '.join(LABELS)}"
@@ -361,9 +451,8 @@ def manifest_schema(require_label: bool = True) -> pa.DataFrameSchema:
             "image_path": _text_column(),
             "listed_at": pa.Column(nullable=True),
             "label": _text_column(pa.Check.isin(LABELS, error="label"), required=require_label),
-            "infringement_type": _text_column(
-                pa.Check.isin(INFRINGEMENT_TYPES, error="infringement_type")
-            ),
+            # descriptive only: any text is kept (see _other_infringement_types)
+            "infringement_type": _text_column(),
         },
         strict=False,
         name="listing manifest",
@@ -387,12 +476,18 @@ def brand_schema() -> pa.DataFrameSchema:
 
 
 def _schema_problems(
-    schema: pa.DataFrameSchema, typed: pd.DataFrame, raw: pd.DataFrame, found: _RowProblems
+    schema: pa.DataFrameSchema,
+    typed: pd.DataFrame,
+    raw: pd.DataFrame,
+    found: _RowProblems,
+    reasons: Mapping[str, Callable[[object], str]] | None = None,
 ) -> list[str]:
     """Run pandera lazily and turn its failure cases into row problems.
 
     Returns the descriptions of failures that are not about a row (so the caller can raise).
+    ``reasons`` overrides the messages of :data:`_REASONS` for this call.
     """
+    known = {**_REASONS, **(reasons or {})}
     try:
         schema.validate(typed, lazy=True)
         return []
@@ -409,8 +504,8 @@ def _schema_problems(
         )
         if check == "not_nullable":
             reasons: Iterable[str] = [_missing_reason(column)] * len(positions)
-        elif check in _REASONS:
-            reasons = [_REASONS[check](v) for v in group["failure_case"].to_numpy()]
+        elif check in known:
+            reasons = [known[check](v) for v in group["failure_case"].to_numpy()]
         else:
             reasons = [f"failed check {check} with value {_shown(v)}" for v in raw_values]
         found.add(positions, column, reasons)
@@ -466,11 +561,14 @@ def _path_escapes(path: str) -> str | None:
     return None
 
 
-def _image_problems(paths: pd.Series, root: Path, check_images: bool, found: _RowProblems) -> None:
+def _image_problems(
+    paths: pd.Series, root: Path, check_images: bool, found: _RowProblems
+) -> dict[str, str | None]:
+    """Problems of image paths (escaping, absolute, not found); returns the verdict per path."""
     present = paths.dropna()
-    if present.empty:
-        return
     verdicts: dict[str, str | None] = {}
+    if present.empty:
+        return verdicts
     for path in present.unique():
         reason = _path_escapes(path)
         if reason is None and check_images and not os.path.isfile(os.path.join(root, path)):
@@ -479,6 +577,69 @@ def _image_problems(paths: pd.Series, root: Path, check_images: bool, found: _Ro
     reasons = present.map(verdicts)
     bad = reasons.notna()
     found.add(present.index[bad].to_numpy(), "image_path", reasons[bad].tolist())
+    return verdicts
+
+
+@dataclass
+class _ImageFindings:
+    """Rows whose image file opened badly: positions, flags and reasons, kept columnar."""
+
+    mode: str = "none"
+    checked: int = 0
+    positions: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    flags: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.flags).items()))
+
+
+def _unusable_images(
+    paths: pd.Series,
+    root: Path,
+    verdicts: Mapping[str, str | None],
+    mode: str,
+    workers: int | None,
+) -> _ImageFindings:
+    """Open every image whose path passed the path checks, each distinct file once, in threads."""
+    from ipguard.data.images import scan_images
+
+    if mode == "none":
+        return _ImageFindings()
+    usable_paths = [path for path, verdict in verdicts.items() if verdict is None]
+    checks = scan_images(
+        [os.path.join(root, path) for path in usable_paths], decode=mode == "full", workers=workers
+    )
+    by_path = dict(zip(usable_paths, checks, strict=True))
+    present = paths.dropna()
+    present = present[present.map(lambda p: p in by_path).astype(bool)]
+    bad = present[present.map(lambda p: not by_path[p].ok).astype(bool)]
+    return _ImageFindings(
+        mode=mode,
+        checked=len(present),
+        positions=bad.index.to_numpy(dtype=np.int64),
+        flags=[str(by_path[p].flag) for p in bad],
+        reasons=[f"image unusable ({by_path[p].flag}): {by_path[p].detail}" for p in bad],
+    )
+
+
+def _other_infringement_types(
+    values: pd.Series, where: str
+) -> tuple[dict[str, int], list[Problem]]:
+    """Values outside the documented four, counted: kept, but a typo should still be seen."""
+    outside = values[values.notna() & ~values.isin(INFRINGEMENT_TYPES)]
+    counts = {str(k): int(v) for k, v in outside.value_counts(sort=True).items()}
+    if not counts:
+        return counts, []
+    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:_MAX_LISTED])
+    if len(counts) > _MAX_LISTED:
+        shown += f", ... and {len(counts) - _MAX_LISTED} more values"
+    reason = (
+        f"{len(outside)} rows with values outside {', '.join(INFRINGEMENT_TYPES)}: {shown}; "
+        "kept as written (stripped, lower case), as nothing trains on this column"
+    )
+    logger.warning("%s: infringement_type: %s", where, reason)
+    return counts, [Problem(where, None, "infringement_type", None, reason)]
 
 
 # --- provenance --------------------------------------------------------------------------------
@@ -532,8 +693,14 @@ def _check_columns(frame: pd.DataFrame, required: Iterable[str], where: str) -> 
 # --- validation ----------------------------------------------------------------------------------
 
 
-def _typed_manifest(raw: pd.DataFrame, found: _RowProblems) -> pd.DataFrame:
-    """Contract columns typed (absent optional ones added as missing), extra columns kept."""
+def _typed_manifest(
+    raw: pd.DataFrame, found: _RowProblems, labels: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Contract columns typed (absent optional ones added as missing), extra columns kept.
+
+    ``labels`` maps a team's own label values (stripped, case-folded) to contract labels;
+    ``infringement_type`` is normalised (stripped, lower case) since any value is kept.
+    """
     n = len(raw)
     columns: dict[str, pd.Series] = {}
     for name in MANIFEST_COLUMNS:
@@ -568,6 +735,11 @@ def _typed_manifest(raw: pd.DataFrame, found: _RowProblems) -> pd.DataFrame:
             found.add_mask(
                 bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
             )
+            if name == "infringement_type":
+                typed = typed.str.strip().str.lower()
+            elif name == "label" and labels:
+                mapped = typed.str.strip().str.casefold().map(labels)
+                typed = mapped.where(mapped.notna(), typed)
         columns[name] = typed.reset_index(drop=True)
     extras = [c for c in raw.columns if c not in MANIFEST_COLUMNS and c not in BOOKKEEPING_COLUMNS]
     for name in extras:
@@ -588,6 +760,10 @@ def _absent(name: str, n: int) -> pd.Series:
     return pd.Series([None] * n, dtype="str")
 
 
+ImageDecode = Literal["none", "header", "full"]
+UnusableImages = Literal["keep", "reject"]
+
+
 def validate_manifest(
     df: pd.DataFrame,
     *,
@@ -596,6 +772,10 @@ def validate_manifest(
     require_label: bool = True,
     check_images: bool = True,
     source: str | None = None,
+    label_values: Mapping[str, str | Iterable[str]] | None = None,
+    decode_images: ImageDecode = "none",
+    unusable_images: UnusableImages = "keep",
+    image_workers: int | None = None,
 ) -> ValidationResult:
     """Check every row against the manifest contract and return typed valid rows.
 
@@ -603,6 +783,14 @@ def validate_manifest(
     data in messages when ``df`` carries no ``_source_file`` column. Missing required columns
     are raised in either mode; row problems are raised all together (``"raise"``) or returned
     as rejects (``"quarantine"``).
+
+    ``label_values`` maps a team's own label values onto the contract's (:func:`label_mapping`).
+    ``decode_images`` opens every image file whose path is valid: ``"full"`` decodes it as
+    training would, ``"header"`` reads only its header (cheap; blind to truncated pixel data),
+    ``"none"`` (default) leaves files to ``check_images``' existence check. An unusable image
+    is then a warning and its row is kept (``unusable_images="keep"``: it is scored without
+    its image, as in training) or a row problem (``"reject"``). ``image_workers`` threads open
+    the files (``None``: up to 8).
     """
     return _validate(
         df,
@@ -612,7 +800,16 @@ def validate_manifest(
         check_images=check_images,
         source=source,
         find_lines=None,
+        label_values=label_values,
+        decode_images=decode_images,
+        unusable_images=unusable_images,
+        image_workers=image_workers,
     )
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 def _validate(
@@ -624,9 +821,16 @@ def _validate(
     check_images: bool,
     source: str | None,
     find_lines: LineFinder | None,
+    label_values: Mapping[str, str | Iterable[str]] | None = None,
+    decode_images: str = "none",
+    unusable_images: str = "keep",
+    image_workers: int | None = None,
 ) -> ValidationResult:
     if on_error not in ("raise", "quarantine"):
         raise ValueError(f"on_error must be 'raise' or 'quarantine', got {on_error!r}")
+    _check_choice("decode_images", decode_images, IMAGE_DECODE_MODES)
+    _check_choice("unusable_images", unusable_images, UNUSABLE_IMAGE_ACTIONS)
+    labels = label_mapping(label_values)
     raw = df.reset_index(drop=True)
     files, rows = _provenance(raw, source)
     where = _frame_source(files, source)
@@ -634,8 +838,9 @@ def _validate(
     _check_columns(raw, required, where)
 
     found = _RowProblems()
-    typed = _typed_manifest(raw, found)
-    frame_level = _schema_problems(manifest_schema(require_label), typed, raw, found)
+    typed = _typed_manifest(raw, found, labels)
+    reasons = {"label": _label_reason(labels)} if labels else None
+    frame_level = _schema_problems(manifest_schema(require_label), typed, raw, found, reasons)
     if frame_level:
         raise ManifestError([Problem(where, None, None, None, text) for text in frame_level])
     _duplicate_problems(typed["listing_id"], files, rows, found)
@@ -646,12 +851,29 @@ def _validate(
         lambda v: f"price {v} given without currency; expected an ISO 4217 code such as 'USD'",
         raw["price"] if "price" in raw else typed["price"],
     )
-    _image_problems(typed["image_path"], root, check_images, found)
+    verdicts = _image_problems(typed["image_path"], root, check_images, found)
+    images = _unusable_images(typed["image_path"], root, verdicts, decode_images, image_workers)
+    image_warnings: list[Problem] = []
+    if unusable_images == "reject":
+        found.add(
+            images.positions,
+            "image_path",
+            [f"{r}; set aside (unusable_images=reject)" for r in images.reasons],
+        )
+    elif len(images.positions):
+        kept = _RowProblems()
+        kept.add(
+            images.positions,
+            "image_path",
+            [f"{r}; kept, scored without its image (unusable_images=keep)" for r in images.reasons],
+        )
+        image_warnings = _problem_list(kept.frame(MANIFEST_COLUMNS), raw, files, rows, find_lines)
 
     problem_rows = found.frame(MANIFEST_COLUMNS)
     problems = _problem_list(problem_rows, raw, files, rows, find_lines)
     if problems and on_error == "raise":
         raise ManifestError(problems)
+    other_types, type_warnings = _other_infringement_types(typed["infringement_type"], where)
 
     typed[SOURCE_FILE] = pd.Series(files, dtype="str")
     typed[SOURCE_ROW] = rows
@@ -666,7 +888,11 @@ def _validate(
         rows_valid=len(valid),
         rows_rejected=len(rejects),
         problems=problems,
-        warnings=_extra_column_warnings(raw, where),
+        warnings=_extra_column_warnings(raw, where) + type_warnings + image_warnings,
+        image_check=images.mode,
+        images_checked=images.checked,
+        images_unusable=images.counts(),
+        other_infringement_types=other_types,
     )
 
 
@@ -747,15 +973,25 @@ def load_manifest(
     require_label: bool = True,
     check_images: bool = True,
     rejects_path: str | Path | None = None,
+    label_values: Mapping[str, str | Iterable[str]] | None = None,
+    decode_images: ImageDecode = "none",
+    unusable_images: UnusableImages = "keep",
+    image_workers: int | None = None,
+    encoding: str | None = None,
 ) -> ValidationResult:
     """Read a manifest, validate it, and write the rejects (always, even if none) when asked.
 
     Messages carry the physical line of each bad row for CSV and JSON-lines files.
+    ``encoding`` is that of CSV and JSON-lines files (``None``: UTF-8, see
+    :func:`ipguard.data.io.read_manifest`); the other options are :func:`validate_manifest`'s.
     """
     # io imports this module for the error types, so it is imported here, not at the top.
     from ipguard.data import io
 
-    frame = io.read_manifest(path)
+    _check_choice("decode_images", decode_images, IMAGE_DECODE_MODES)
+    _check_choice("unusable_images", unusable_images, UNUSABLE_IMAGE_ACTIONS)
+    label_mapping(label_values)  # a bad mapping is a config error: say so before reading
+    frame = io.read_manifest(path, encoding=encoding)
     root = io.manifest_root(path)
     result = _validate(
         frame,
@@ -764,14 +1000,20 @@ def load_manifest(
         require_label=require_label,
         check_images=check_images,
         source=None,
-        find_lines=_line_finder(root, frame[SOURCE_FILE].value_counts().to_dict()),
+        find_lines=_line_finder(root, frame[SOURCE_FILE].value_counts().to_dict(), encoding),
+        label_values=label_values,
+        decode_images=decode_images,
+        unusable_images=unusable_images,
+        image_workers=image_workers,
     )
     if rejects_path is not None:
         io.write_table(result.rejects, rejects_path, default_format="csv")
     return result
 
 
-def _line_finder(root: Path, rows_per_file: dict[str, int]) -> LineFinder:
+def _line_finder(
+    root: Path, rows_per_file: dict[str, int], encoding: str | None = None
+) -> LineFinder:
     """Physical lines for rows, read only when there are problems to place.
 
     A file's line map is used only if it has exactly as many records as rows were read, so a
@@ -782,7 +1024,7 @@ def _line_finder(root: Path, rows_per_file: dict[str, int]) -> LineFinder:
     def find(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
         lines = np.full(len(rows), -1, dtype=np.int64)
         for name in pd.unique(files):
-            known = record_lines(root / str(name))
+            known = record_lines(root / str(name), encoding=encoding)
             if known is None or len(known) != rows_per_file.get(name, -1):
                 continue
             mine = np.flatnonzero(files == name)
@@ -797,12 +1039,42 @@ def _line_finder(root: Path, rows_per_file: dict[str, int]) -> LineFinder:
 # --- brand catalog ---------------------------------------------------------------------------
 
 
+def _duplicate_brand_problems(typed: pd.DataFrame, rows: np.ndarray, found: _RowProblems) -> None:
+    """A second row for the same (brand, currency) pair, naming the row it repeats."""
+    key = typed[["brand", "currency"]].astype(object).where(typed[["brand", "currency"]].notna())
+    named = typed["brand"].notna().to_numpy(dtype=bool)
+    duplicate = key.duplicated(keep="first").to_numpy(dtype=bool) & named
+    if not duplicate.any():
+        return
+    first_row: dict[tuple[object, object], int] = {}
+    for pos in np.flatnonzero(named):
+        first_row.setdefault(_brand_key(key, pos), int(rows[pos]))
+    positions = np.flatnonzero(duplicate)
+    reasons = []
+    for pos in positions:
+        brand, currency = _brand_key(key, pos)
+        same = "with no currency either" if currency is None else f"for currency {currency!r}"
+        reasons.append(
+            f"duplicate brand {_shown(brand)}; first seen at row {first_row[(brand, currency)]} "
+            f"{same}; expected one reference price per brand and currency"
+        )
+    found.add(positions, "brand", reasons)
+
+
+def _brand_key(key: pd.DataFrame, pos: int) -> tuple[object, object]:
+    brand, currency = key.iloc[pos]
+    return brand, None if _is_missing(currency) else currency
+
+
 def validate_brands(df: pd.DataFrame, *, source: str = "brands.csv") -> pd.DataFrame:
     """Check a brand catalog and return it typed; raise :class:`ManifestError` on any problem.
 
-    ``brand`` is required and unique; ``reference_price`` is optional per brand (a brand with
-    no known price still feeds brand-similarity features) but, when given, must be a finite
-    number >= 0 with an ISO 4217 ``currency``. Other columns (reference images ...) are kept.
+    A catalog holds one reference price per brand *and currency*: a marketplace in several
+    markets lists a brand with a row per currency (``Zentaro,160,USD`` and
+    ``Zentaro,2700,MXN``), so ``(brand, currency)`` is the unique key. ``brand`` is required;
+    ``reference_price`` is optional (a brand with no known price still feeds brand-similarity
+    features) but, when given, must be a finite number >= 0 with an ISO 4217 ``currency``.
+    Other columns (reference images ...) are kept.
     """
     raw = df.reset_index(drop=True)
     files, rows = _provenance(raw, source)
@@ -834,20 +1106,7 @@ def validate_brands(df: pd.DataFrame, *, source: str = "brands.csv") -> pd.DataF
             columns[name] = raw[name]
     typed_frame = pd.DataFrame(columns, index=pd.RangeIndex(n))
     frame_level = _schema_problems(brand_schema(), typed_frame, raw, found)
-    brand = typed_frame["brand"]
-    duplicate = (brand.duplicated(keep="first") & brand.notna()).to_numpy(dtype=bool)
-    if duplicate.any():
-        first = brand[brand.notna()].drop_duplicates(keep="first")
-        first_row = pd.Series(rows[first.index.to_numpy()], index=first.to_numpy())
-        positions = np.flatnonzero(duplicate)
-        found.add(
-            positions,
-            "brand",
-            [
-                f"duplicate brand {_shown(b)}; first seen at row {first_row[b]}"
-                for b in brand.iloc[positions].to_numpy(dtype=object)
-            ],
-        )
+    _duplicate_brand_problems(typed_frame, rows, found)
     orphan = typed_frame["reference_price"].notna() & typed_frame["currency"].isna()
     found.add_mask(
         orphan,

@@ -4,15 +4,18 @@ A counterfeit may have a clean title and a plausible photo and still give itself
 price: a watch at a fifth of the brand's reference price. :class:`TabularFeaturizer` turns a
 listing frame into a small fixed-width float32 matrix with those facts:
 
-* ``price_log_ratio``: ``log(price / reference_price)`` of the listing's brand, clipped to
-  +-:data:`MAX_ABS_LOG_RATIO`. Computed only when the listing's currency is the catalog's
-  currency for that brand: ipguard carries no exchange rates, and a ratio built on a stale or
-  guessed rate would look exactly like the price anomaly it is meant to find. Otherwise it is
-  0 and ``price_ratio_missing`` says so, with the reason in one of the flags below.
+* ``price_log_ratio``: ``log(price / reference_price)``, clipped to
+  +-:data:`MAX_ABS_LOG_RATIO`, against the brand's reference price *in the listing's own
+  currency*. A catalog holds one reference price per brand and currency (a marketplace in the
+  US, Mexico and Japan lists a brand at 160 USD, 2,700 MXN and 24,000 JPY), because local list
+  prices are set per market and ipguard carries no exchange rates: a ratio built on a stale or
+  guessed rate would look exactly like the price anomaly it is meant to find. Without a
+  reference in that currency the ratio is 0 and ``price_ratio_missing`` says so, with the
+  reason in one of the flags below.
 * ``price_missing``: no price, or one that is not a positive finite number.
 * ``brand_unknown``: neither the ``brand`` column nor the listing text names a catalog brand.
-* ``currency_mismatch``: price and brand are known, but the listing's currency (or its
-  absence) differs from the currency of the brand's reference price.
+* ``currency_mismatch``: price and brand are known and the catalog has reference prices for
+  the brand, but none in the listing's currency (or the listing has no currency).
 * the brand-mention features of :class:`ipguard.text.features.BrandMatcher` over the
   listing text (how well, and how disguised, a catalog brand is named);
 * ``text_empty``: no title and no description.
@@ -54,14 +57,20 @@ FEATURE_DIM = len(FEATURE_NAMES)
 MAX_ABS_LOG_RATIO = 4.0
 
 _DICT_FORMAT = "ipguard.tabular_featurizer"
-_DICT_VERSION = 1
+# Version 2: the catalog may list a brand once per currency. Version 1 (one row per brand) is
+# the special case of it, so models registered with version 1 load and compute the same.
+_DICT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 # What a catalog brand matched in the text looks like when nothing was found.
 _NO_MENTION = np.array([0.0, 0.0, 0.0, 1.0, 0.0], dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One brand of the catalog: its reference price, when known, and that price's currency."""
+    """One row of the catalog: a brand's reference price, when known, in one currency.
+
+    A brand sold in several currencies has one entry per currency.
+    """
 
     brand: str
     reference_price: float | None
@@ -103,19 +112,27 @@ class TabularFeaturizer:
 
     def __init__(self, catalog: Sequence[CatalogEntry] = (), *, threshold: float = 0.8) -> None:
         self._catalog: tuple[CatalogEntry, ...] = tuple(catalog)
-        self._by_key: dict[str, CatalogEntry] = {}
+        self._names: dict[str, str] = {}  # brand key -> the name as the catalog first spells it
+        self._priced: set[str] = set()  # brand keys with a reference price in some currency
+        self._prices: dict[tuple[str, str], float] = {}  # (brand key, currency) -> reference
+        seen: dict[tuple[str, str | None], int] = {}
         for index, entry in enumerate(self._catalog):
             key = _brand_key(entry.brand)
-            if key in self._by_key:
+            pair = (key, entry.currency)
+            if pair in seen:
                 raise ValueError(
-                    f"catalog[{index}]: brand {entry.brand!r} repeats "
-                    f"{self._by_key[key].brand!r}; expected one row per brand"
+                    f"catalog[{index}]: brand {entry.brand!r} with currency {entry.currency!r} "
+                    f"repeats catalog[{seen[pair]}] ({self._catalog[seen[pair]].brand!r}); "
+                    "expected one reference price per brand and currency"
                 )
-            self._by_key[key] = entry
+            seen[pair] = index
+            self._names.setdefault(key, entry.brand)
+            if entry.reference_price is not None:
+                self._priced.add(key)
+                if entry.currency is not None:
+                    self._prices[(key, entry.currency)] = entry.reference_price
         self._matcher = (
-            BrandMatcher([e.brand for e in self._catalog], threshold=threshold)
-            if self._catalog
-            else None
+            BrandMatcher(list(self._names.values()), threshold=threshold) if self._names else None
         )
         self._threshold = float(threshold)
 
@@ -126,12 +143,15 @@ class TabularFeaturizer:
     ) -> TabularFeaturizer:
         """Read a brand catalog CSV (brand, reference_price, currency); ``None``: no catalog.
 
-        The catalog is checked by :func:`ipguard.data.schema.validate_brands`, whose errors
-        name the file, row and column of every problem.
+        One row per brand and currency. The file is read like a manifest CSV (separator and
+        byte-order mark detected, see :func:`ipguard.data.io.csv_format`) and checked by
+        :func:`ipguard.data.schema.validate_brands`, whose errors name the file, row and
+        column of every problem.
         """
         if brands_path is None:
             return cls((), threshold=threshold)
-        from ipguard.data.schema import validate_brands
+        from ipguard.data.io import read_csv_table
+        from ipguard.data.schema import BRAND_COLUMNS, validate_brands
 
         path = Path(brands_path).expanduser()
         if not path.is_file():
@@ -139,7 +159,7 @@ class TabularFeaturizer:
                 f"data.brands={brands_path}: expected a brand catalog CSV (brand, "
                 "reference_price, currency), found no such file"
             )
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        raw = read_csv_table(path, known_columns=BRAND_COLUMNS)
         typed = validate_brands(raw, source=str(path))
         catalog = [
             CatalogEntry(
@@ -170,9 +190,10 @@ class TabularFeaturizer:
     def from_dict(cls, d: Mapping[str, Any]) -> TabularFeaturizer:
         if not isinstance(d, Mapping):
             raise TypeError(f"tabular featurizer: expected a mapping, found {type(d).__name__}")
-        if d.get("format") != _DICT_FORMAT or d.get("version") != _DICT_VERSION:
+        if d.get("format") != _DICT_FORMAT or d.get("version") not in _READABLE_VERSIONS:
             raise ValueError(
-                f"tabular featurizer: expected format {_DICT_FORMAT!r} version {_DICT_VERSION}, "
+                f"tabular featurizer: expected format {_DICT_FORMAT!r} version "
+                f"{' or '.join(map(str, _READABLE_VERSIONS))}, "
                 f"found format {d.get('format')!r} version {d.get('version')!r}"
             )
         names = tuple(d.get("feature_names", ()))
@@ -210,20 +231,35 @@ class TabularFeaturizer:
     def __hash__(self) -> int:
         return hash((self._catalog, self._threshold))
 
+    @property
+    def currencies(self) -> tuple[str, ...]:
+        """The currencies the catalog has reference prices in, sorted."""
+        return tuple(sorted({currency for _, currency in self._prices}))
+
+    def reference_price(self, brand: str, currency: str | None) -> float | None:
+        """The catalog's reference price of ``brand`` in ``currency``, or ``None``."""
+        key = _currency_key(currency)
+        return None if key is None else self._prices.get((_brand_key(brand), key))
+
     def __repr__(self) -> str:
-        return f"TabularFeaturizer({len(self._catalog)} brands, threshold={self._threshold})"
+        return (
+            f"TabularFeaturizer({len(self._names)} brands, {len(self._catalog)} catalog rows, "
+            f"threshold={self._threshold})"
+        )
 
     # --- features -------------------------------------------------------------------------
-    def _entries(self, frame: pd.DataFrame, texts: list[str]) -> list[CatalogEntry | None]:
-        """Each listing's catalog brand: its ``brand`` column, else the brand its text names."""
+    def _brands(self, frame: pd.DataFrame, texts: list[str]) -> list[str | None]:
+        """Each listing's catalog brand key: its ``brand`` column, else the brand its text
+        names."""
         claimed = _text_column(frame, "brand")
-        entries = [None if b is None else self._by_key.get(_brand_key(b)) for b in claimed]
+        keys = [None if b is None else _brand_key(b) for b in claimed]
+        keys = [k if k in self._names else None for k in keys]
         if self._matcher is not None:
-            for i, entry in enumerate(entries):
-                if entry is None and texts[i]:
+            for i, key in enumerate(keys):
+                if key is None and texts[i]:
                     mention = self._matcher.match(texts[i]).brand
-                    entries[i] = None if mention is None else self._by_key[_brand_key(mention)]
-        return entries
+                    keys[i] = None if mention is None else _brand_key(mention)
+        return keys
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Float32 ``(len(frame), FEATURE_DIM)``, columns as :data:`FEATURE_NAMES`; no NaN.
@@ -241,20 +277,19 @@ class TabularFeaturizer:
             if "currency" in frame.columns
             else [None] * n
         )
-        entries = self._entries(frame, texts)
+        brands = self._brands(frame, texts)
 
         out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
         col = {name: i for i, name in enumerate(FEATURE_NAMES)}
-        for i, entry in enumerate(entries):
+        for i, key in enumerate(brands):
             price_missing = bool(np.isnan(prices[i]))
-            brand_unknown = entry is None
-            reference = None if entry is None else entry.reference_price
-            mismatch = (
-                not price_missing
-                and reference is not None
-                and (currencies[i] is None or currencies[i] != entry.currency)  # type: ignore[union-attr]
+            brand_unknown = key is None
+            currency = currencies[i]
+            reference = (
+                None if key is None or currency is None else self._prices.get((key, currency))
             )
-            usable = not price_missing and reference is not None and reference > 0 and not mismatch
+            mismatch = not price_missing and key in self._priced and reference is None
+            usable = not price_missing and reference is not None and reference > 0
             if usable:
                 ratio = float(np.log(prices[i] / reference))  # type: ignore[operator]
                 out[i, col["price_log_ratio"]] = np.clip(
