@@ -247,3 +247,25 @@ def test_datamodule_serves_cached_features_instead_of_images(demo_small, tmp_pat
     assert batch["image"].numel() == 0
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1  # the train split's entry
     assert model.logits(batch).shape == (len(batch["label"]),)
+
+
+def test_mlp_head_travels_into_the_served_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ImageClassifier("tiny_cnn", image_size=SIZE, head_hidden=8).eval()
+    assert isinstance(model.net.head, torch.nn.Sequential)
+    frame = _frame(tmp_path)
+    folder, _spec = write_model_dir(
+        model,
+        tmp_path / "model",
+        calibrator={"method": "none"},
+        policy={"reject_threshold": 0.9, "approve_threshold": 0.1},
+    )
+    absolute = [str(tmp_path / p) for p in frame["image_path"]]
+    served = ListingScorer.load(folder).score(
+        frame.drop(columns=["label"]).assign(image_path=absolute)
+    )
+    images = torch.stack([_decoding(tmp_path, model)(frame)[i]["image"] for i in range(5)])
+    with torch.inference_mode():
+        expected = torch.sigmoid(model.net(images)).numpy()
+    assert served["score"].to_numpy()[:5] == pytest.approx(expected, abs=1e-5)
+    assert np.isnan(served["image_score"].to_numpy()[5])  # the missing photo is not scored

@@ -214,8 +214,11 @@ class ImageNetwork(nn.Module):
         image_size: int = 128,
         dropout: float = 0.0,
         hub_dir: str | Path | None = None,
+        head_hidden: int = 0,
     ) -> None:
         super().__init__()
+        if head_hidden < 0:
+            raise ValueError(f"model.head_hidden: expected >= 0, found {head_hidden}")
         self.backbone, self.spec = create_backbone(
             backbone,
             pretrained=pretrained,
@@ -224,7 +227,18 @@ class ImageNetwork(nn.Module):
             hub_dir=hub_dir,
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.spec.feature_dim, 1)
+        # 0: a linear probe; N: one hidden layer, for frozen features that are not linear in
+        # what the head must see (measured on the demo data in docs/training.md)
+        self.head: nn.Module = (
+            nn.Linear(self.spec.feature_dim, 1)
+            if head_hidden == 0
+            else nn.Sequential(
+                nn.Linear(self.spec.feature_dim, head_hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(head_hidden, 1),
+            )
+        )
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         features = self.backbone(images)

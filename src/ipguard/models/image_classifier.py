@@ -41,6 +41,7 @@ class ImageClassifier(ListingClassifier):
         scheduler: str = "onecycle",
         freeze_backbone_epochs: int = 0,
         freeze_backbone: bool | None = None,
+        head_hidden: int = 0,
     ) -> None:
         super().__init__(
             lr=lr,
@@ -60,6 +61,7 @@ class ImageClassifier(ListingClassifier):
             weights_path=Path(weights_path) if weights_path else None,
             image_size=image_size,
             dropout=dropout,
+            head_hidden=head_hidden,
         )
         self.resolve_freezing(freeze_backbone, pretrained=self.net.spec.pretrained)
 
@@ -87,6 +89,7 @@ class ImageClassifier(ListingClassifier):
                 "backbone": self.hparams.backbone,
                 "image_size": self.hparams.image_size,
                 "dropout": self.hparams.dropout,
+                "head_hidden": self.hparams.head_hidden,
             },
             "preprocessing": self.preprocessing,
         }

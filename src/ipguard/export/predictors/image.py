@@ -60,7 +60,10 @@ class ImagePredictor:
 
         args = spec.network
         network = ImageNetwork(
-            args["backbone"], image_size=args["image_size"], dropout=args.get("dropout", 0.0)
+            args["backbone"],
+            image_size=args["image_size"],
+            dropout=args.get("dropout", 0.0),
+            head_hidden=args.get("head_hidden", 0),  # absent in models exported before it
         )
         load_model(network, str(Path(folder) / WEIGHTS_FILE))
         session = None
