@@ -377,7 +377,7 @@ def _checkpoint_extras(module: Any, cfg: DictConfig) -> dict[str, Any]:
         return {}
     from ipguard.data.tabular import TabularFeaturizer
 
-    brands = cfg.get("brands") or (_demo(cfg).brands_path if not cfg.get("manifest") else None)
+    brands = cfg.get("brands") or (_demo(cfg).catalog_path if not cfg.get("manifest") else None)
     if brands is None:
         raise ValueError(
             f"model_uri={cfg.model_uri}: this model reads tabular features, which need the brand "

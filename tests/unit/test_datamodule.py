@@ -117,3 +117,71 @@ def test_quarantine_writes_rejects_and_counts_every_row(demo_small, tmp_path: Pa
     rejects = pd.read_csv(tmp_path / "rejects.csv")
     assert len(rejects) == 2
     assert rejects["reject_reason"].str.contains("price").any()
+
+
+def _with_bad_images(demo_small, name: str) -> Path:
+    """The demo manifest with rows 0 and 1 pointing at an HTML page and an empty file."""
+    frame = pd.read_csv(demo_small.manifest_path)
+    (demo_small.root / "images" / "page.jpg").write_bytes(b"<html>404</html>")
+    (demo_small.root / "images" / "zero.jpg").write_bytes(b"")
+    frame.loc[0, "image_path"] = "images/page.jpg"
+    frame.loc[1, "image_path"] = "images/zero.jpg"
+    manifest = demo_small.root / name
+    frame.to_csv(manifest, index=False)
+    return manifest
+
+
+def test_summary_counts_unusable_images_at_the_start_of_training(
+    demo_small, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = _with_bad_images(demo_small, "bad_images.csv")
+    with caplog.at_level("INFO", logger="ipguard.data.datamodule"):
+        dm = _module(manifest, tmp_path)
+    summary = dm.summary()
+    assert summary["images_check"] == "header" and summary["images_checked"] == 240
+    assert summary["images_unusable"] == 2
+    assert summary["images_unusable_by_reason"] == {"image_unreadable": 2}
+    assert summary["rows_valid"] == 240  # kept: trained without their image
+    assert "images: 240 header-checked (data.decode_images=header), 2 unusable" in caplog.text
+
+
+def test_unusable_images_reject_sets_those_rows_aside_in_quarantine(
+    demo_small, tmp_path: Path
+) -> None:
+    manifest = _with_bad_images(demo_small, "bad_images_reject.csv")
+    dm = _module(manifest, tmp_path, on_error="quarantine", unusable_images="reject")
+    v = dm.validation
+    assert (v.rows_in, v.rows_valid, v.rows_rejected) == (240, 238, 2)
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert rejects["reject_reason"].str.contains("image_unreadable").all()
+
+
+def test_images_are_not_opened_up_front_when_decode_images_is_none(
+    demo_small, tmp_path: Path
+) -> None:
+    dm = _module(demo_small.manifest_path, tmp_path, decode_images="none")
+    assert dm.summary()["images_unusable"] is None
+
+
+def test_team_label_values_train_without_rewriting_the_manifest(demo_small, tmp_path: Path) -> None:
+    frame = pd.read_csv(demo_small.manifest_path)
+    frame["label"] = frame["label"].map({"genuine": "ok", "infringing": "FAKE"})
+    manifest = demo_small.root / "team_labels.csv"
+    frame.to_csv(manifest, index=False, sep=";")
+    dm = _module(manifest, tmp_path, label_values={"genuine": ["ok"], "infringing": ["fake"]})
+    labels = pd.concat([f["label"] for f in dm.frames.values()])
+    assert set(labels) == {"genuine", "infringing"} and len(labels) == 240
+    assert 0.2 < dm.positive_fraction() < 0.6
+
+
+def test_image_options_are_checked_with_their_config_key() -> None:
+    with pytest.raises(ValueError, match=r"data\.decode_images"):
+        ListingDataModule(decode_images="everything")
+    with pytest.raises(ValueError, match=r"data\.unusable_images"):
+        ListingDataModule(unusable_images="drop")
+
+
+def test_demo_data_trains_with_the_catalog_that_prices_every_currency(tmp_path: Path) -> None:
+    dm = ListingDataModule(None, demo_dir=str(tmp_path / "demo"), demo_n=30)
+    dm.prepare_data()
+    assert dm.brands_path == str(tmp_path / "demo" / "brands_by_currency.csv")

@@ -395,3 +395,23 @@ def test_listing_timestamps_are_utc(moderate_rows: list[dict[str, str]]) -> None
     stamp = moderate_rows[0]["listed_at"]
     parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     assert parsed.tzinfo is not None and parsed.utcoffset() == timezone.utc.utcoffset(None)
+
+
+def test_multi_currency_catalog_prices_every_brand_in_every_market_currency(
+    moderate: DemoDataset, moderate_rows: list[dict[str, str]]
+) -> None:
+    assert moderate.catalog_path == moderate.root / "brands_by_currency.csv"
+    rows = read_rows(moderate.catalog_path)
+    assert list(rows[0]) == ["brand", "reference_price", "currency", "category", "reference_image"]
+    pairs = {(row["brand"], row["currency"]) for row in rows}
+    assert len(pairs) == len(rows) == len(BRANDS) * len(set(EXPECTED_CURRENCY.values()))
+    assert {row["currency"] for row in moderate_rows} <= {cur for _, cur in pairs}
+    usd = {row["brand"]: float(row["reference_price"]) for row in read_rows(moderate.brands_path)}
+    for row in rows:
+        local = float(row["reference_price"])
+        converted = usd[row["brand"]] * synthetic.FX_PER_USD[row["currency"]]
+        assert abs(local / converted - 1.0) <= 0.05, row  # a local list price, not a USD one
+        if row["currency"] == "JPY":
+            assert row["reference_price"].isdigit()  # no minor units
+        if row["currency"] == "USD":
+            assert local == usd[row["brand"]]

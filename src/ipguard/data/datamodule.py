@@ -8,7 +8,8 @@ quarantine mode set aside and why) and ``splits.csv`` (ids per split, reusable t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ from ipguard.data.datasets import ListingDataset, label_array
 from ipguard.data.samplers import EpochWeightedSampler, balanced_weights
 
 SAMPLERS = ("none", "weighted")
+IMAGE_CHECKS = ("none", "header", "full")
+UNUSABLE_IMAGES = ("keep", "reject")
+
+log = logging.getLogger(__name__)
 
 
 def _seed_worker_transform(worker_id: int) -> None:
@@ -46,6 +51,10 @@ class ListingDataModule(L.LightningDataModule):
         brands: str | None = None,
         on_error: str = "raise",
         check_images: bool = True,
+        decode_images: str = "header",
+        unusable_images: str = "keep",
+        label_values: Mapping[str, Any] | None = None,
+        encoding: str | None = None,
         split: dict[str, Any] | None = None,
         split_file: str | None = None,
         batch_size: int = 32,
@@ -67,11 +76,28 @@ class ListingDataModule(L.LightningDataModule):
             raise ValueError(f"data.on_error must be 'raise' or 'quarantine', got {on_error!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"data.sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if decode_images not in IMAGE_CHECKS:
+            raise ValueError(
+                f"data.decode_images must be one of {IMAGE_CHECKS}, got {decode_images!r}"
+            )
+        if unusable_images not in UNUSABLE_IMAGES:
+            raise ValueError(
+                f"data.unusable_images must be one of {UNUSABLE_IMAGES}, got {unusable_images!r}"
+            )
         self.manifest = manifest
         self.demo = {"out_dir": demo_dir, "n": demo_n, "seed": demo_seed}
         self.brands_path = brands
         self.on_error = on_error
         self.check_images = check_images
+        # Training opens only image *headers* up front by default: a stat and a few KB per
+        # file name missing, empty, non-image, oversized and tiny images at the start, while a
+        # full decode of 200k photos would cost about an epoch's decoding before the first
+        # step. Truncated pixel data surfaces in the epoch (train/images_unusable) or with
+        # decode_images=full, which ipguard-validate does by default.
+        self.decode_images = decode_images if check_images else "none"
+        self.unusable_images = unusable_images
+        self.label_values = dict(label_values) if label_values else None
+        self.encoding = encoding
         self.split_config = dict(split or {})
         self.split_file = split_file
         self.batch_size = batch_size
@@ -108,8 +134,8 @@ class ListingDataModule(L.LightningDataModule):
         from ipguard.data.synthetic import ensure_demo_data
 
         demo = ensure_demo_data(**self.demo)
-        if self.brands_path is None:
-            self.brands_path = str(demo.brands_path)
+        if self.brands_path is None:  # one reference price per brand and demo currency
+            self.brands_path = str(demo.catalog_path)
         return demo.manifest_path
 
     def prepare_data(self) -> None:
@@ -130,7 +156,12 @@ class ListingDataModule(L.LightningDataModule):
             require_label=True,
             check_images=self.check_images,
             rejects_path=rejects if self.on_error == "quarantine" else None,
+            label_values=self.label_values,
+            decode_images=self.decode_images,  # type: ignore[arg-type]
+            unusable_images=self.unusable_images,  # type: ignore[arg-type]
+            encoding=self.encoding,
         )
+        self._log_image_check()
         frame = self.validation.valid.reset_index(drop=True)
         from ipguard.data.io import manifest_root
 
@@ -262,6 +293,43 @@ class ListingDataModule(L.LightningDataModule):
                 break
         return out
 
+    def _log_image_check(self) -> None:
+        v = self.validation
+        if v.image_check == "none":
+            log.info(
+                "images: not opened up front (data.decode_images=none); unusable images are "
+                "counted per epoch as train/images_unusable"
+            )
+            return
+        how = "decoded" if v.image_check == "full" else "header-checked"
+        reasons = ", ".join(f"{flag} {n}" for flag, n in v.images_unusable.items()) or "none"
+        action = (
+            "set aside as rejects"
+            if self.unusable_images == "reject"
+            else "kept and trained without their image"
+        )
+        log.info(
+            "images: %d %s (data.decode_images=%s), %d unusable (%s); %s (data.unusable_images=%s)",
+            v.images_checked,
+            how,
+            v.image_check,
+            v.images_unusable_total,
+            reasons,
+            action,
+            self.unusable_images,
+        )
+
+    def _image_summary(self) -> dict[str, Any]:
+        """Image counts of the up-front check; ``images_unusable`` is None when not checked."""
+        v = self.validation
+        checked = v.image_check != "none"
+        return {
+            "images_check": v.image_check,
+            "images_checked": v.images_checked,
+            "images_unusable": v.images_unusable_total if checked else None,
+            "images_unusable_by_reason": dict(v.images_unusable),
+        }
+
     def positive_fraction(self) -> float:
         labels = label_array(self.frames["train"]["label"])
         return float(labels.mean())
@@ -274,6 +342,7 @@ class ListingDataModule(L.LightningDataModule):
             "rows_in": v.rows_in,
             "rows_valid": v.rows_valid,
             "rows_rejected": v.rows_rejected,
+            **self._image_summary(),
             **{f"rows_{k}": len(f) for k, f in self.frames.items()},
             "train_positive_fraction": self.positive_fraction(),
         }

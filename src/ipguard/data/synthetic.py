@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -63,7 +64,11 @@ _DAYS = 365.0
 
 @dataclass(frozen=True)
 class Brand:
-    """A fictional brand: its mark, its product line and its price in the brand's catalog."""
+    """A fictional brand: its mark, its product line and its price in the brand's catalog.
+
+    ``reference_price`` is in ``currency`` (USD); :func:`local_reference_price` gives the list
+    price in each market's currency, the one the multi-currency catalog holds.
+    """
 
     name: str
     category: str
@@ -150,6 +155,21 @@ FX_PER_USD: dict[str, float] = {
     "RUB": 90.0,
 }
 _NO_MINOR_UNITS = frozenset({"JPY"})
+CATALOG_CURRENCIES: tuple[str, ...] = tuple(dict.fromkeys(m.currency for m in MARKETS))
+"""The currencies of the demo markets; brands_by_currency.csv lists every brand in each."""
+
+
+def local_reference_price(brand: Brand, currency: str) -> float:
+    """The brand's list price in ``currency``: the USD price converted, then rounded to two
+    significant figures, as local price lists are (2,720 MXN is listed at 2,700).
+
+    Listing prices are drawn around the converted price, so a market's genuine listings sit
+    within 5% of where the USD ones do against the reference (the rounding).
+    """
+    converted = brand.reference_price * FX_PER_USD[currency] / FX_PER_USD[brand.currency]
+    step = 10.0 ** (math.floor(math.log10(converted)) - 1)
+    return round(converted / step) * step
+
 
 # Seller kinds: share of sellers, and odds weight that one of their listings is infringing.
 _SELLER_KINDS: dict[str, tuple[float, float]] = {
@@ -176,9 +196,12 @@ class DemoDataset:
 
     root: Path
     manifest_path: Path  # root / "listings.csv"
-    brands_path: Path  # root / "brands.csv"
+    brands_path: Path  # root / "brands.csv": one row per brand, its USD reference price
     images_dir: Path  # root / "images"
     n_listings: int
+    # root / "brands_by_currency.csv": one row per brand and currency of the demo markets, the
+    # catalog training uses, so the price signal works in every market and not only the US
+    catalog_path: Path
 
 
 @dataclass(frozen=True)
@@ -563,7 +586,14 @@ def _stamp(n: int, seed: int, image_size: int, label_noise: float) -> dict[str, 
 
 
 def _dataset(root: Path, n: int) -> DemoDataset:
-    return DemoDataset(root, root / "listings.csv", root / "brands.csv", root / "images", n)
+    return DemoDataset(
+        root,
+        root / "listings.csv",
+        root / "brands.csv",
+        root / "images",
+        n,
+        root / "brands_by_currency.csv",
+    )
 
 
 def generate_demo_data(
@@ -576,10 +606,12 @@ def generate_demo_data(
 ) -> DemoDataset:
     """Write the demo dataset under `out_dir`, replacing any earlier demo files there.
 
-    Writes listings.csv, brands.csv, images/<listing_id>.jpg, brands/<brand>.png, cues.csv
-    (the generator's ground truth per listing, for analysis only, never a model input) and,
-    last, demo.json, the stamp that marks the dataset complete. Listing images left by an
-    earlier, larger generation are removed so the folder matches the manifest.
+    Writes listings.csv, brands.csv (one row per brand, its USD reference price),
+    brands_by_currency.csv (one row per brand and demo currency: the catalog training uses),
+    images/<listing_id>.jpg, brands/<brand>.png, cues.csv (the generator's ground truth per
+    listing, for analysis only, never a model input) and, last, demo.json, the stamp that
+    marks the dataset complete. Listing images left by an earlier, larger generation are
+    removed so the folder matches the manifest.
     """
     _validate(n, seed, image_size, label_noise)
     started = time.perf_counter()
@@ -662,7 +694,7 @@ def generate_demo_data(
     for path in images_dir.iterdir():
         if stale.fullmatch(path.name) and path.stem not in written:
             path.unlink()
-    brand_rows = []
+    brand_rows, catalog_rows = [], []
     for brand in BRANDS:
         reference = brands_dir / f"{brand.name}.png"
         buffer = io.BytesIO()
@@ -672,8 +704,14 @@ def generate_demo_data(
             [brand.name, f"{brand.reference_price:.2f}", brand.currency, brand.category,
              f"brands/{brand.name}.png"]
         )  # fmt: skip
+        catalog_rows.extend(
+            [brand.name, _format_price(local_reference_price(brand, currency), currency),
+             currency, brand.category, f"brands/{brand.name}.png"]
+            for currency in CATALOG_CURRENCIES
+        )  # fmt: skip
     header = ("brand", "reference_price", "currency", "category", "reference_image")
     _atomic_write(root / "brands.csv", _csv_bytes(header, brand_rows))
+    _atomic_write(root / "brands_by_currency.csv", _csv_bytes(header, catalog_rows))
     _atomic_write(root / "cues.csv", _csv_bytes(CUE_COLUMNS, cue_rows))
     _atomic_write(root / "listings.csv", _csv_bytes(MANIFEST_COLUMNS, rows))
 
@@ -720,7 +758,8 @@ def _is_complete(root: Path, expected: dict[str, Any]) -> bool:
         return False
     if not isinstance(found, dict) or any(found.get(k) != v for k, v in expected.items()):
         return False
-    required = [root / "listings.csv", root / "brands.csv", root / "cues.csv"]
+    required = [root / name for name in ("listings.csv", "brands.csv", "cues.csv")]
+    required.append(root / "brands_by_currency.csv")
     required += [root / "brands" / f"{b.name}.png" for b in BRANDS]
     if not all(path.is_file() for path in required):
         return False
@@ -746,6 +785,7 @@ def describe(dataset: DemoDataset) -> dict[str, Any]:
 
 __all__ = [
     "BRANDS",
+    "CATALOG_CURRENCIES",
     "COLOUR_KEYS",
     "FX_PER_USD",
     "MANIFEST_COLUMNS",
@@ -756,4 +796,5 @@ __all__ = [
     "describe",
     "ensure_demo_data",
     "generate_demo_data",
+    "local_reference_price",
 ]
