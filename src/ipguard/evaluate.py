@@ -407,6 +407,13 @@ def _demo(cfg: DictConfig) -> Any:
     return ensure_demo_data(cfg.demo.dir, n=int(cfg.demo.n), seed=int(cfg.demo.seed))
 
 
+def _plain(value: Any) -> Any:
+    """An OmegaConf mapping as plain Python (None stays None), as the data contract takes it."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def load_listings(
     cfg: DictConfig, report_dir: Path, model: LoadedModel | None, scratch: Path
 ) -> Listings:
@@ -433,6 +440,8 @@ def load_listings(
         require_label=True,
         check_images=bool(cfg.check_images),
         rejects_path=report_dir / "rejects.csv" if quarantine else None,
+        label_values=_plain(cfg.get("label_values")),
+        encoding=cfg.get("encoding"),
     )
     root = manifest_root(manifest)
     frame = validation.valid.reset_index(drop=True)

@@ -285,3 +285,20 @@ def test_unreadable_image_is_counted_as_not_scored_and_listed_with_its_flag(
     assert not_scored["listing_id"].tolist() == [rows["listing_id"][4]]
     assert "image_unreadable" in not_scored["flags"][0]
     assert "1 listing(s) could not be scored" in result.report.markdown_path.read_text()
+
+
+def test_a_team_labelled_semicolon_manifest_evaluates_like_the_original(
+    trained: dict[str, Any], manifest: Path, by_alias: EvaluationResult, tmp_path: Path
+) -> None:
+    rows = pd.read_csv(manifest, dtype=str)
+    rows["label"] = rows["label"].map({"genuine": "OK", "infringing": "fake"})
+    own = manifest.with_name("team_labels.csv")  # beside the images the paths point at
+    rows.to_csv(own, index=False, sep=";")
+    result = _evaluate(
+        trained,
+        tmp_path,
+        "model_uri=models:/ipguard-image@challenger",
+        f"manifest={own}",
+        "label_values={genuine: [ok], infringing: [fake]}",
+    )
+    assert result.metrics["auroc"] == pytest.approx(by_alias.metrics["auroc"])

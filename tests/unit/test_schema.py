@@ -289,9 +289,9 @@ def test_numeric_ids_from_typed_formats_become_text(root: Path) -> None:
 
 
 def test_rejects_keep_original_values_and_provenance(root: Path) -> None:
-    result = quarantine(root, good_row(0), good_row(1, price=" 1,5 "))
+    result = quarantine(root, good_row(0), good_row(1, price=" 1,5 kg "))
     rejected = result.rejects.iloc[0]
-    assert rejected["price"] == " 1,5 "
+    assert rejected["price"] == " 1,5 kg "
     assert rejected[SOURCE_ROW] == 2
     assert rejected[SOURCE_FILE] == "<dataframe>"
 

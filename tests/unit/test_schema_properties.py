@@ -49,7 +49,7 @@ BREAKS: dict[str, st.SearchStrategy] = {
     "listing_id": st.sampled_from([None, "  ", "DUPLICATE"]),
     "title": st.sampled_from([None, "", "   ", "\t "]),
     "label": st.text(alphabet="abcdefgINGU \u00e9-", max_size=8).filter(lambda s: s not in LABELS),
-    "price": st.sampled_from(["abc", "-1", "-0.01", "nan", "inf", "1,5", "$3", "NO_CURRENCY"]),
+    "price": st.sampled_from(["abc", "-1", "-0.01", "nan", "inf", "1,5 kg", "$3", "NO_CURRENCY"]),
     "currency": st.sampled_from(["usd", "US", "EURO", "XXX", "12"]),
     "market": st.sampled_from(["usa", "us", "UK", "ZZ", "1"]),
     "language": st.sampled_from(["EN", "eng", "xx", "e"]),

@@ -249,9 +249,30 @@ def coerce_price(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         text, _ = coerce_text(values)
         present = text.notna()
         number = pd.to_numeric(text, errors="coerce").astype("float64")
+        unparsed = present & number.isna()
+        if unparsed.any():
+            number = number.mask(unparsed, text[unparsed].map(_localised_number))
     bad = present & ~np.isfinite(number.fillna(0.0))
     bad |= present & number.isna()
     return number.mask(bad), bad
+
+
+# Prices as people write them in spreadsheets, where only one reading is possible: a decimal
+# comma with one or two decimals (Brazil, most of Europe: "19,90", "1.299,00") and comma
+# thousands with an optional decimal point ("1,299" or "1,299.00"). "1.299" stays 1.299: it
+# is a valid plain number, and guessing otherwise would change prices silently.
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+),\d{1,2}$")
+_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def _localised_number(value: str) -> float:
+    """A price written with a decimal comma or comma thousands, else NaN."""
+    text = value.strip().replace("\u00a0", "").replace(" ", "")
+    if _DECIMAL_COMMA.match(text):
+        return float(text.replace(".", "").replace(",", "."))
+    if _COMMA_THOUSANDS.match(text):
+        return float(text.replace(",", ""))
+    return float("nan")
 
 
 def coerce_timestamp(values: pd.Series) -> tuple[pd.Series, pd.Series]:
