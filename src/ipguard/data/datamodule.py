@@ -117,6 +117,7 @@ class ListingDataModule(L.LightningDataModule):
         self.manifest_path: Path | None = None
         self.root: Path | None = None
         self.featurizer: Any = None  # tabular features, built on first use
+        self.split_report: dict[str, Any] | None = None  # how setup() split (SplitReport)
         # a frozen backbone (see configure_inputs): features per image, computed once per split
         self.image_embedder: Any = None
         self.embedding_cache = embedding_cache
@@ -146,7 +147,7 @@ class ListingDataModule(L.LightningDataModule):
             return  # idempotent: train() sets up early to size the loss, Lightning calls again
         from ipguard.data.fingerprint import dataset_fingerprint
         from ipguard.data.schema import load_manifest
-        from ipguard.data.splits import SplitConfig, assign_splits, load_splits, save_splits
+        from ipguard.data.splits import SplitConfig, load_splits, save_splits, split_manifest
 
         self.manifest_path = self.resolve_manifest()
         rejects = self.output_dir / "rejects.csv" if self.output_dir else None
@@ -169,8 +170,11 @@ class ListingDataModule(L.LightningDataModule):
         self.fingerprint = dataset_fingerprint(frame, self.root)
         if self.split_file:
             splits = load_splits(self.split_file, frame)
+            self.split_report = {"split_file": str(self.split_file)}
         else:
-            splits = assign_splits(frame, SplitConfig(**self.split_config), root=self.root)
+            made = split_manifest(frame, SplitConfig(**self.split_config), root=self.root)
+            splits = made.splits
+            self.split_report = made.report.as_dict()
         if self.output_dir:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_splits(self.output_dir / "splits.csv", frame["listing_id"], splits)
@@ -345,6 +349,7 @@ class ListingDataModule(L.LightningDataModule):
             **self._image_summary(),
             **{f"rows_{k}": len(f) for k, f in self.frames.items()},
             "train_positive_fraction": self.positive_fraction(),
+            "split": self.split_report,
         }
 
     def write_summary(self) -> Path | None:

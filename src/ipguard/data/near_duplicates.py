@@ -1,21 +1,42 @@
-"""Perceptual image hashes and near-duplicate clustering.
+"""Perceptual photo hashes and near-duplicate clustering.
 
 Marketplaces are full of the same product photo reused across listings, often re-encoded,
 resized or lightly cropped. If one copy sits in train and another in test, the model is graded
-on a picture it has memorised. This module finds those copies so splits can keep them together:
-a 64-bit perceptual hash (imagehash's pHash) per image, and groups of hashes that lie within a
-small Hamming distance of each other, found without comparing every pair.
+on a picture it has memorised. This module finds those copies so splits can keep them together,
+without comparing every pair.
+
+Two hashes, because catalogue photos defeat the classic one:
+
+- ``kind="phash"``: imagehash's 64-bit pHash, 16 hex digits, compared by Hamming distance.
+  It is what most tools use, but on studio product shots (light background, one centred
+  product, the same framing for every item) it sees mostly the shared layout: on the
+  catalogue-like demo data (:mod:`ipguard.demo.catalogue`) 0.3% of pairs of *different*
+  items lie within 4 bits, while a copy cropped by 3% drifts by up to 20 bits.
+- ``kind="signature"`` (what splits use): a *photo signature* of the product itself. The
+  picture is aligned on its product (centroid and spread of everything that differs from the
+  backdrop, to a fraction of a pixel), so cropping or resizing the backdrop changes nothing;
+  then the colour of a 12x12 grid of cells relative to the backdrop is kept, one byte per cell
+  and channel. Signatures are compared by L1 distance. Photos without a plain backdrop are
+  described whole.
+
+Near-duplicates form *bounded clusters* (:func:`near_duplicate_clusters`): a photo joins a
+cluster only when it is close to the cluster's first photo, its leader, so a chain of
+look-alikes cannot join unrelated photos the way transitive grouping
+(:func:`near_duplicate_groups`, kept for pHashes) does.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import imagehash
 import numpy as np
@@ -25,17 +46,38 @@ from PIL import Image, ImageOps
 from ipguard.data.images import DEFAULT_MAX_PIXELS
 
 __all__ = [
+    "DEFAULT_MAX_DISTANCE",
     "HASH_BITS",
+    "HASH_KINDS",
+    "SIGNATURE_PREFIX",
+    "HashKind",
+    "PhotoClusters",
     "connected_groups",
+    "hash_kind",
     "image_hash",
     "image_hashes",
+    "near_duplicate_clusters",
     "near_duplicate_groups",
+    "photo_signature",
 ]
 
 logger = logging.getLogger(__name__)
 
 HASH_BITS = 64
 """pHash with imagehash's default hash_size=8: 64 bits, written as 16 hex digits."""
+
+HashKind = Literal["phash", "signature"]
+HASH_KINDS: tuple[str, ...] = ("phash", "signature")
+
+SIGNATURE_PREFIX = "sig1:"
+"""Photo signatures are written as this prefix and the base64 of their cell bytes; the
+version in it changes whenever the signature's definition does, so old and new never mix."""
+
+DEFAULT_MAX_DISTANCE: dict[str, int] = {"phash": 4, "signature": 400}
+"""Distance at or below which two photos are near-duplicates, per hash kind: bits of a pHash;
+for signatures, the L1 distance summed over the 432 cell bytes (about one unit per byte: a
+copy cropped by up to 3% a side, resized and re-encoded at JPEG quality 60 stays below it).
+Measured in docs/data.md."""
 
 _HEX_DIGITS = HASH_BITS // 4
 
@@ -50,9 +92,47 @@ _PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 
 _WHITE = (255, 255, 255, 255)
 
+# --- photo signature parameters -------------------------------------------------------------
+# The product is found as everything that differs from the backdrop: a pixel counts fully when
+# some channel differs by _INK_FULL or more, not at all below _INK_START (JPEG noise, the
+# light fall-off of a studio sweep), linearly in between, so its weight moves smoothly.
+_INK_START, _INK_FULL = 16.0, 48.0
+# A photo has a plain backdrop when this share of its border is within _INK_START of the
+# border's median colour; anything else (a scene, a full-frame close-up) is described whole.
+_PLAIN_BORDER_SHARE = 0.75
+_MIN_INK_SHARE = 0.002  # less product than this: a blank picture, described whole
+_WORK_SIDE = 160  # photos are reduced to at most this side before measuring the product
+_FRAME = 48  # side of the aligned frame the cells are cut from
+_GRID = 12  # cells per side: 12 x 12 cells of 4 x 4 frame pixels
+_SPREAD = 0.25  # the product's radius of gyration, as a share of the frame side
+_SIGNATURE_BYTES = 3 * _GRID * _GRID
+# Cell colour as Y, Cb, Cr minus the backdrop's; luminance at half weight, so that colour
+# (what tells two products of one silhouette apart) counts twice as much per unit.
+_CHANNEL_SCALE = np.array([0.5, 1.0, 1.0], dtype=np.float32)
+_TO_YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+    dtype=np.float32,
+)
+_GREY = np.array([128.0, 128.0, 128.0], dtype=np.float32)
 
-def image_hash(path: str | Path) -> str | None:
-    """Return the 64-bit pHash of the image at ``path`` as 16 hex digits.
+# --- signature band index -------------------------------------------------------------------
+# Candidates come from bands as for pHashes, but a band is not a run of hash bits: it is the
+# grid cell that _BAND_PROJECTIONS fixed random projections of the signature fall in
+# (p-stable locality-sensitive hashing). Bits of a fixed hash of studio photos agree far more
+# often than chance (the shared layout): on the 3,000-listing catalogue 3% of all pairs share
+# one of the 5 bands of their 64-bit pHashes, against 0.08% for random hashes. Projections
+# of the product's cells have no such bias. The cell width scales with the distance asked for,
+# so a pair within it shares some band with high probability: on that catalogue all 433 pairs
+# within 440 were found while 0.4% of all pairs were compared (docs/data.md).
+_BANDS = 64
+_BAND_PROJECTIONS = 10
+_CELL_PER_DISTANCE = 0.5
+_PROJECTION_SEED = 20240611
+_VERIFY_CHUNK = 65536
+
+
+def image_hash(path: str | Path, *, kind: HashKind = "phash") -> str | None:
+    """Return the hash of the image at ``path``: a 16-hex-digit pHash or a photo signature.
 
     Returns None (and logs why at debug level) when the file is missing, not a regular file,
     not a listing photo format, larger than the models accept, or cannot be decoded: one bad
@@ -61,6 +141,8 @@ def image_hash(path: str | Path) -> str | None:
     The hash is of the picture a viewer sees: EXIF rotation applied and transparency flattened
     onto white, so a re-upload with the rotation or the white background baked in still matches.
     """
+    if kind not in HASH_KINDS:
+        raise ValueError(f"image_hash: kind must be one of {HASH_KINDS}, found {kind!r}")
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
             logger.debug("no image hash for %s: not a regular file", path)
@@ -70,7 +152,8 @@ def image_hash(path: str | Path) -> str | None:
         return None
     # Pillow's plugins raise a zoo of exception types on damaged or hostile files (OSError,
     # SyntaxError, struct.error, IndexError, zlib.error, DecompressionBombError, ...). Only
-    # Pillow and imagehash run in this block, so any exception here means a bad image.
+    # Pillow, imagehash and this module's numpy run in this block, so any exception here
+    # means a bad image.
     try:
         with Image.open(path, formats=_available_photo_formats()) as img:
             if img.width * img.height > DEFAULT_MAX_PIXELS:
@@ -82,15 +165,20 @@ def image_hash(path: str | Path) -> str | None:
                     DEFAULT_MAX_PIXELS,
                 )
                 return None
-            img.draft("L", _DRAFT_SIZE)
+            img.draft("L" if kind == "phash" else "RGB", _DRAFT_SIZE)
             img.load()
-            return str(imagehash.phash(_as_seen(img)))
+            seen = _as_seen(img)
+            if kind == "phash":
+                return str(imagehash.phash(seen))
+            return photo_signature(seen)
     except Exception as exc:
         logger.debug("no image hash for %s: %s: %s", path, type(exc).__name__, exc)
         return None
 
 
-def image_hashes(paths: Sequence[str | Path | None], *, workers: int = 0) -> list[str | None]:
+def image_hashes(
+    paths: Sequence[str | Path | None], *, workers: int = 0, kind: HashKind = "phash"
+) -> list[str | None]:
     """Hash many images, keeping their order; a None path gives a None hash.
 
     ``workers=0`` hashes in this thread. ``workers=N`` uses N threads: Pillow releases the GIL
@@ -99,14 +187,55 @@ def image_hashes(paths: Sequence[str | Path | None], *, workers: int = 0) -> lis
     """
     if workers < 0:
         raise ValueError(f"image_hashes: workers must be >= 0, found {workers}")
+    if kind not in HASH_KINDS:
+        raise ValueError(f"image_hashes: kind must be one of {HASH_KINDS}, found {kind!r}")
 
     def hash_one(path: str | Path | None) -> str | None:
-        return None if path is None else image_hash(path)
+        return None if path is None else image_hash(path, kind=kind)
 
     if workers == 0 or len(paths) <= 1:
         return [hash_one(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(hash_one, paths, chunksize=64))
+
+
+def photo_signature(image: Image.Image) -> str:
+    """The photo signature of a decoded picture, as ``SIGNATURE_PREFIX`` + base64 text.
+
+    For a picture on a plain backdrop the product is moved to the frame's centre and scaled so
+    its spread is a fixed share of the frame, with sub-pixel precision, before the cells are
+    measured: a re-upload cropped or resized around the product then gives nearly the same
+    cells. Other pictures are measured whole against mid grey.
+    """
+    rgb = image.convert("RGB")
+    if max(rgb.size) > _WORK_SIDE:
+        rgb = rgb.copy()
+        rgb.thumbnail((_WORK_SIDE, _WORK_SIDE), Image.Resampling.BOX)
+    pixels = np.asarray(rgb, dtype=np.float32)
+    backdrop = _plain_backdrop(pixels)
+    frame = None if backdrop is None else _aligned_frame(rgb, pixels, backdrop)
+    if frame is None:
+        frame, backdrop = rgb.resize((_FRAME, _FRAME), Image.Resampling.BOX), _GREY
+    cells = (
+        np.asarray(frame, dtype=np.float32)
+        .reshape(_GRID, _FRAME // _GRID, _GRID, _FRAME // _GRID, 3)
+        .mean(axis=(1, 3))
+    )
+    relative = (cells - backdrop) @ _TO_YCBCR.T * _CHANNEL_SCALE  # (grid, grid, channel)
+    values = np.clip(np.rint(relative) + 128, 0, 255).astype(np.uint8)
+    payload = np.moveaxis(values, -1, 0).tobytes()  # all Y cells, then Cb, then Cr
+    return SIGNATURE_PREFIX + base64.urlsafe_b64encode(payload).decode("ascii")
+
+
+def hash_kind(hashes: Sequence[str | None]) -> HashKind | None:
+    """The kind of the hashes given (None when none is present); mixed kinds are an error."""
+    kinds = {_kind_of(i, h) for i, h in enumerate(hashes) if not _missing(h)}
+    if len(kinds) > 1:
+        raise ValueError(
+            "hashes: expected one kind of hash, found both 16-digit pHashes and "
+            f"{SIGNATURE_PREFIX} photo signatures; hash every photo the same way"
+        )
+    return kinds.pop() if kinds else None
 
 
 def near_duplicate_groups(hashes: Sequence[str | None], *, max_distance: int = 4) -> np.ndarray:
@@ -134,6 +263,81 @@ def near_duplicate_groups(hashes: Sequence[str | None], *, max_distance: int = 4
     n_missing = int((~present).sum())
     labels[~present] = unique_group.max(initial=-1) + 1 + np.arange(n_missing)
     return _dense_in_order_of_appearance(labels)
+
+
+@dataclass(frozen=True)
+class PhotoClusters:
+    """Near-duplicate clusters of photos, and what it took to find them."""
+
+    labels: np.ndarray
+    """Cluster id per item, 0, 1, ... in order of first appearance; a missing hash is a
+    cluster of its own."""
+    kind: HashKind | None
+    """The hashes' kind (None when every hash was missing)."""
+    max_distance: int
+    """The distance used: bits for pHashes, summed cell-byte differences for signatures."""
+    candidate_pairs: int
+    """Pairs of distinct hashes the band index proposed and whose distance was computed."""
+    close_pairs: int
+    """Of those, the pairs within ``max_distance``."""
+
+    @property
+    def linked(self) -> int:
+        """Items joined to a cluster led by another item: each is one near-duplicate link."""
+        return int(len(self.labels) - len(np.unique(self.labels)))
+
+
+def near_duplicate_clusters(
+    hashes: Sequence[str | None], *, max_distance: int | None = None
+) -> PhotoClusters:
+    """Cluster photos whose hashes are near-duplicates, without chains.
+
+    Distinct hash values are taken in order of first appearance; each joins the first earlier
+    *leader* within ``max_distance``, or else leads a cluster of its own. Every member is thus
+    within ``max_distance`` of its leader and a cluster cannot grow beyond twice that
+    diameter, however many look-alikes line up between two unrelated photos (transitive
+    grouping joins them all). Identical hashes always share a cluster; a missing hash (None or
+    NaN) is a cluster of its own. The same hashes in the same order give the same clusters.
+
+    ``hashes`` are all 16-digit pHashes (Hamming distance, candidates from the exact
+    pigeonhole bands of :func:`near_duplicate_groups`) or all photo signatures (L1 distance,
+    candidates from random-projection bands, which find a pair within ``max_distance`` with
+    high probability, not certainty). ``max_distance=None`` uses
+    :data:`DEFAULT_MAX_DISTANCE` for the kind.
+    """
+    kind = hash_kind(hashes)
+    distance = DEFAULT_MAX_DISTANCE[kind or "phash"] if max_distance is None else max_distance
+    if distance < 0:
+        raise ValueError(f"near_duplicate_clusters: max_distance must be >= 0, found {distance}")
+    present = np.array([not _missing(h) for h in hashes], dtype=bool)
+    texts = [h for h in hashes if not _missing(h)]
+    # Distinct values in order of first appearance: that order decides who leads.
+    lookup: dict[str, int] = {}
+    for text in texts:
+        lookup.setdefault(text, len(lookup))
+    inverse = np.fromiter((lookup[t] for t in texts), dtype=np.int64, count=len(texts))
+    distinct = list(lookup)
+    if kind == "signature":
+        left, right, compared = _close_signature_pairs(_parse_signatures(distinct), distance)
+    elif kind == "phash":
+        values = np.array([int(t, 16) for t in distinct], dtype=np.uint64)
+        left, right, compared = _close_phash_pairs(values, distance)
+    else:
+        left = right = np.zeros(0, dtype=np.int64)
+        compared = 0
+    leader = _leaders(len(distinct), left, right)
+
+    labels = np.empty(len(hashes), dtype=np.int64)
+    labels[present] = leader[inverse]
+    n_missing = int((~present).sum())
+    labels[~present] = len(distinct) + np.arange(n_missing)
+    return PhotoClusters(
+        labels=_dense_in_order_of_appearance(labels),
+        kind=kind,
+        max_distance=int(distance),
+        candidate_pairs=int(compared),
+        close_pairs=len(left),
+    )
 
 
 def connected_groups(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -186,6 +390,192 @@ def _as_seen(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, _WHITE), rgba)
     return img
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, pd.NA: no hash for this item."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array: not missing, and not a hash either
+        return False
+
+
+_SIGNATURE_TEXT = len(SIGNATURE_PREFIX) + 4 * _SIGNATURE_BYTES // 3
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _kind_of(position: int, text: object) -> HashKind:
+    """The kind of one present hash, or an error naming its position and value."""
+    if isinstance(text, str):
+        if text.startswith(SIGNATURE_PREFIX) and len(text) == _SIGNATURE_TEXT:
+            return "signature"
+        if len(text) == _HEX_DIGITS and set(text) <= _HEX:
+            return "phash"
+    shown = repr(text) if len(repr(text)) <= 60 else repr(text)[:57] + "..."
+    raise ValueError(
+        f"hashes[{position}]: expected a {_HEX_DIGITS}-digit hex string ({HASH_BITS}-bit pHash), "
+        f"a {SIGNATURE_PREFIX} photo signature of {_SIGNATURE_TEXT} characters, or None; "
+        f"found {shown}"
+    )
+
+
+def _parse_signatures(texts: Sequence[str]) -> np.ndarray:
+    """Signature texts as a (n, 432) uint8 matrix."""
+    out = np.empty((len(texts), _SIGNATURE_BYTES), dtype=np.uint8)
+    start = len(SIGNATURE_PREFIX)
+    for i, text in enumerate(texts):
+        try:
+            out[i] = np.frombuffer(base64.urlsafe_b64decode(text[start:]), dtype=np.uint8)
+        except ValueError:  # binascii.Error is a ValueError; so is a wrong length
+            raise ValueError(
+                f"photo signature {text[:24]!r}...: not valid base64 of {_SIGNATURE_BYTES} bytes"
+            ) from None
+    return out
+
+
+def _plain_backdrop(pixels: np.ndarray) -> np.ndarray | None:
+    """The backdrop colour when the picture's border is plain (a studio sweep), else None."""
+    if min(pixels.shape[:2]) < 8:
+        return None
+    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    median = np.median(border, axis=0)
+    near = np.abs(border - median).max(axis=1) <= _INK_START
+    return median if near.mean() >= _PLAIN_BORDER_SHARE else None
+
+
+def _aligned_frame(
+    image: Image.Image, pixels: np.ndarray, backdrop: np.ndarray
+) -> Image.Image | None:
+    """The product centred in a ``_FRAME`` square, scaled to a fixed spread; None if blank.
+
+    The centre and spread are the weighted mean and radius of gyration of the pixels that
+    differ from the backdrop, which move smoothly with the picture: cropping some backdrop
+    away or resizing shifts them by a fraction of a pixel, where a bounding box would jump
+    with every speck of JPEG noise or soft shadow at its edge.
+    """
+    ink = np.abs(pixels - backdrop).max(axis=2)
+    weight = np.clip((ink - _INK_START) / (_INK_FULL - _INK_START), 0.0, 1.0)
+    total = float(weight.sum())
+    if total < _MIN_INK_SHARE * weight.size:
+        return None
+    rows, cols = weight.sum(axis=1), weight.sum(axis=0)
+    ys = np.arange(len(rows), dtype=np.float64) + 0.5  # pixel centres, as Pillow samples them
+    xs = np.arange(len(cols), dtype=np.float64) + 0.5
+    cy, cx = float(rows @ ys) / total, float(cols @ xs) / total
+    spread = np.sqrt((rows @ (ys - cy) ** 2 + cols @ (xs - cx) ** 2) / total)
+    step_x = step_y = max(float(spread), 1e-3) / (_SPREAD * _FRAME)  # input px per frame px
+    if step_x > 1.5:  # shrink with averaging first, so sampling skips no detail
+        width = max(1, round(image.width / step_x))
+        height = max(1, round(image.height / step_y))
+        ratio_x, ratio_y = image.width / width, image.height / height
+        image = image.resize((width, height), Image.Resampling.BOX)
+        cx, cy = cx / ratio_x, cy / ratio_y
+        step_x, step_y = step_x / ratio_x, step_y / ratio_y
+    half = _FRAME / 2
+    fill = tuple(round(float(c)) for c in backdrop)
+    affine = (step_x, 0.0, cx - half * step_x, 0.0, step_y, cy - half * step_y)
+    return image.transform(
+        (_FRAME, _FRAME),
+        Image.Transform.AFFINE,
+        affine,
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=fill,
+    )
+
+
+def _close_phash_pairs(values: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(left, right, compared): distinct pHash pairs within ``max_distance`` bits, left < right.
+
+    Exact: candidates from ``max_distance + 1`` pigeonhole bands (see near_duplicate_groups).
+    """
+    n = len(values)
+    if n < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    if max_distance >= HASH_BITS:  # everything is close: joining all to the first suffices
+        return np.zeros(n - 1, dtype=np.int64), np.arange(1, n, dtype=np.int64), n - 1
+    codes: list[np.ndarray] = []
+    for start, width in _bands(max_distance + 1):
+        band = (values >> np.uint64(start)) & np.uint64((1 << width) - 1)
+        for first, second in _pairs_sharing_a_value(band):
+            codes.append(np.minimum(first, second) * n + np.maximum(first, second))
+    pairs = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+    left, right = pairs // n, pairs % n
+    close = _popcount(values[left] ^ values[right]) <= max_distance
+    return left[close], right[close], len(pairs)
+
+
+@cache
+def _projections(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed random projections and grid offsets for the signature bands (one seed, always)."""
+    rng = np.random.default_rng(_PROJECTION_SEED)
+    directions = rng.standard_normal((count, _SIGNATURE_BYTES)).astype(np.float32)
+    offsets = rng.uniform(size=count).astype(np.float32)
+    return directions, offsets
+
+
+def _signature_band_keys(signatures: np.ndarray, max_distance: int) -> np.ndarray:
+    """One int64 key per signature and band: the grid cell of its band's projections."""
+    n = len(signatures)
+    directions, offsets = _projections(_BANDS * _BAND_PROJECTIONS)
+    width = max(float(max_distance), 1.0) * _CELL_PER_DISTANCE
+    keys = np.empty((n, _BANDS), dtype=np.uint64)
+    for start in range(0, n, 16384):
+        block = signatures[start : start + 16384].astype(np.float32)
+        cells = np.floor(block @ directions.T / width + offsets).astype(np.int64)
+        cells = cells.reshape(len(block), _BANDS, _BAND_PROJECTIONS).view(np.uint64)
+        mixed = np.zeros((len(block), _BANDS), dtype=np.uint64)
+        for k in range(_BAND_PROJECTIONS):  # wrapping polynomial mix of the band's cells
+            mixed = mixed * np.uint64(0x9E3779B97F4A7C15) + cells[:, :, k]
+        keys[start : start + len(block)] = mixed
+    return keys.view(np.int64)
+
+
+def _close_signature_pairs(
+    signatures: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(left, right, compared): distinct signature pairs within ``max_distance``, left < right."""
+    n = len(signatures)
+    if n < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    keys = _signature_band_keys(signatures, max_distance)
+    codes: list[np.ndarray] = []
+    for band in range(_BANDS):
+        band_codes = [
+            np.minimum(first, second) * n + np.maximum(first, second)
+            for first, second in _pairs_sharing_a_value(keys[:, band])
+        ]
+        if band_codes:
+            codes.append(np.unique(np.concatenate(band_codes)))
+    pairs = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
+    left_parts, right_parts = [], []
+    for start in range(0, len(pairs), _VERIFY_CHUNK):
+        chunk = pairs[start : start + _VERIFY_CHUNK]
+        left, right = chunk // n, chunk % n
+        gap = np.abs(signatures[left].astype(np.int16) - signatures[right].astype(np.int16))
+        close = gap.sum(axis=1) <= max_distance
+        left_parts.append(left[close])
+        right_parts.append(right[close])
+    if not left_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    return np.concatenate(left_parts), np.concatenate(right_parts), len(pairs)
+
+
+def _leaders(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Leader per item for close pairs ``left < right``: the first earlier leader it is close
+    to, or itself. Items are final in index order, so one pass over the pairs sorted by
+    (right, left) decides them all."""
+    leader = list(range(n))
+    leads = [True] * n
+    order = np.lexsort((left, right))
+    for i, j in zip(left[order].tolist(), right[order].tolist(), strict=True):
+        if leads[j] and leads[i]:
+            leader[j] = i
+            leads[j] = False
+    return np.asarray(leader, dtype=np.int64)
 
 
 def _parse_hashes(hashes: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:

@@ -26,16 +26,26 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ipguard.data.near_duplicates import connected_groups, image_hashes, near_duplicate_groups
+from ipguard.data.near_duplicates import (
+    HASH_BITS,
+    HASH_KINDS,
+    PhotoClusters,
+    connected_groups,
+    image_hashes,
+    near_duplicate_clusters,
+)
 
 __all__ = [
     "SPLITS",
     "LeakageReport",
     "SplitConfig",
+    "SplitReport",
+    "SplitResult",
     "assign_splits",
     "leakage_report",
     "load_splits",
     "save_splits",
+    "split_manifest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,8 +76,19 @@ class SplitConfig:
     near_duplicates: bool = True
     """Also keep together rows whose images are near-duplicates (group strategy, and time
     strategy with ``time_groups="latest"``)."""
-    max_hash_distance: int = 4
-    """Images whose 64-bit pHashes differ in at most this many bits count as duplicates."""
+    photo_hash: Literal["signature", "phash"] = "signature"
+    """How photos are hashed when the split reads them: ``signature`` describes the product
+    itself and tells similar studio shots of different items apart; ``phash`` is the classic
+    64-bit pHash, which on such shots confuses about 1 pair in 300 and misses cropped copies.
+    Ignored when hashes are passed in (their kind is used)."""
+    max_hash_distance: int | None = None
+    """Photos this close or closer are duplicates; None uses the hash kind's default (4 bits of
+    a pHash; 400 for signatures, just under one unit per cell byte)."""
+    max_group_share: float = 0.2
+    """Guard against chaining: a leakage group holding more than this share of the rows is
+    not a real copy ring but look-alike photos linking sellers. The near-duplicate links
+    inside it are dropped (its sellers stay whole) and the split goes on, with the figures
+    logged and in the split report. 1.0 turns the guard off."""
     time_column: str = "listed_at"
     """Timestamp column the time strategy orders by."""
     time_groups: Literal["allow", "latest"] = "allow"
@@ -91,10 +112,24 @@ class SplitConfig:
                 f"train keeps some rows, found {self.val_fraction} + {self.test_fraction} = "
                 f"{self.val_fraction + self.test_fraction}"
             )
-        if not 0 <= self.max_hash_distance <= 64:
+        if self.photo_hash not in HASH_KINDS:
             raise ValueError(
-                "SplitConfig.max_hash_distance: expected an int in [0, 64] (bits of a 64-bit "
-                f"pHash), found {self.max_hash_distance}"
+                f"SplitConfig.photo_hash: expected one of {HASH_KINDS}, found {self.photo_hash!r}"
+            )
+        if self.max_hash_distance is not None and (
+            isinstance(self.max_hash_distance, bool)
+            or not isinstance(self.max_hash_distance, int)
+            or self.max_hash_distance < 0
+            or (self.photo_hash == "phash" and self.max_hash_distance > HASH_BITS)
+        ):
+            raise ValueError(
+                "SplitConfig.max_hash_distance: expected None or an int >= 0 (at most 64, the "
+                f"bits of a pHash, with photo_hash='phash'), found {self.max_hash_distance!r}"
+            )
+        if not 0 < self.max_group_share <= 1:
+            raise ValueError(
+                "SplitConfig.max_group_share: expected a share in (0, 1] (1 turns the guard "
+                f"off), found {self.max_group_share}"
             )
         if self.group_column is not None and not self.group_column:
             raise ValueError("SplitConfig.group_column: expected a column name or None, found ''")
@@ -112,6 +147,70 @@ class SplitConfig:
         return (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
 
 
+@dataclass(frozen=True)
+class SplitReport:
+    """What a split was made of: the figures to read before trusting its test score."""
+
+    strategy: str
+    rows: int
+    split_sizes: dict[str, int]
+    """Rows per split."""
+    groups: int | None = None
+    """Leakage groups (sellers joined with near-duplicate photos); None when the strategy
+    does not group (random, or time with ``time_groups="allow"``)."""
+    largest_group_rows: int | None = None
+    largest_group_share: float | None = None
+    photo_hash: str | None = None
+    """Kind of photo hash used (``signature`` or ``phash``); None when images were not used."""
+    max_hash_distance: int | None = None
+    rows_hashed: int = 0
+    """Rows whose photo has a hash; the others are grouped by seller only."""
+    near_duplicate_links: int = 0
+    """Rows joined to another row's photo cluster and kept joined (one link each)."""
+    near_duplicate_links_dropped: int = 0
+    """Links dropped by the ``max_group_share`` guard."""
+    oversized_groups: int = 0
+    """Groups above ``max_group_share`` before the guard broke them up."""
+    largest_group_share_before_guard: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values, for ``data/summary.json`` and other logs."""
+        return dict(self.__dict__)
+
+    def describe(self) -> str:
+        """The figures in one line, as logged at split time."""
+        parts = [
+            f"{self.strategy} split of {self.rows} rows: "
+            + ", ".join(f"{s}={n}" for s, n in self.split_sizes.items())
+        ]
+        if self.groups is not None:
+            parts.append(
+                f"{self.groups} leakage groups, the largest {self.largest_group_rows} rows "
+                f"({self.largest_group_share:.1%})"
+            )
+        if self.photo_hash is not None:
+            parts.append(
+                f"{self.near_duplicate_links} near-duplicate photo links ({self.photo_hash}, "
+                f"distance <= {self.max_hash_distance}, {self.rows_hashed} of {self.rows} rows "
+                f"hashed), {self.near_duplicate_links_dropped} dropped"
+            )
+        if self.oversized_groups:
+            parts.append(
+                f"{self.oversized_groups} groups above max_group_share broken up (the largest "
+                f"held {self.largest_group_share_before_guard:.1%} of rows)"
+            )
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """A split and its report."""
+
+    splits: pd.Series
+    """"train" / "val" / "test" per row, indexed like the manifest."""
+    report: SplitReport
+
+
 def assign_splits(
     df: pd.DataFrame,
     config: SplitConfig = SplitConfig(),
@@ -122,36 +221,44 @@ def assign_splits(
     """Return "train" / "val" / "test" per row, indexed like ``df``.
 
     ``root`` is the manifest folder that ``image_path`` is relative to; it is needed only when
-    near-duplicates are on and ``hashes`` (one pHash or None per row, e.g. from
+    near-duplicates are on and ``hashes`` (one photo hash or None per row, e.g. from
     :func:`ipguard.data.near_duplicates.image_hashes` run once with many workers) is not given.
+    :func:`split_manifest` also returns the split's report.
     """
+    return split_manifest(df, config, root=root, hashes=hashes).splits
+
+
+def split_manifest(
+    df: pd.DataFrame,
+    config: SplitConfig = SplitConfig(),
+    *,
+    root: str | Path | None = None,
+    hashes: Sequence[str | None] | None = None,
+) -> SplitResult:
+    """:func:`assign_splits`, plus a :class:`SplitReport` (also logged at INFO)."""
     if len(df) == 0:
         raise ValueError("assign_splits: the manifest has no rows to split")
-    groups: np.ndarray | None = None
+    grouping: _Grouping | None = None
     if config.strategy == "random":
         codes = _random_split(_strata(df), config)
     elif config.strategy == "group":
-        groups = _leakage_groups(df, config, root=root, hashes=hashes)
-        codes = _stratified_group_split(groups, _strata(df), config)
+        grouping = _leakage_groups(df, config, root=root, hashes=hashes)
+        codes = _stratified_group_split(grouping.groups, _strata(df), config)
     else:
         times = _parse_times(df, config.time_column)  # before hashing: fail fast
         codes = _time_split(times, config)
         if config.time_groups == "latest":
-            groups = _leakage_groups(df, config, root=root, hashes=hashes)
-            codes = _move_groups_to_latest_split(codes, groups)
+            grouping = _leakage_groups(df, config, root=root, hashes=hashes)
+            codes = _move_groups_to_latest_split(codes, grouping.groups)
         else:
             _log_returning_sellers(df, codes, config)
     _require_every_split(codes, config.strategy, len(df))
-    if groups is not None:
-        _warn_if_far_from_fractions(codes, groups, config)
+    if grouping is not None:
+        _warn_if_far_from_fractions(codes, grouping.groups, config)
     splits = pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=df.index, name="split")
-    logger.info(
-        "%s split of %d rows: %s",
-        config.strategy,
-        len(df),
-        ", ".join(f"{s}={(codes == i).sum()}" for i, s in enumerate(SPLITS)),
-    )
-    return splits
+    report = _report(config, codes, grouping)
+    logger.info("%s", report.describe())
+    return SplitResult(splits=splits, report=report)
 
 
 def save_splits(path: str | Path, listing_ids: pd.Series, splits: pd.Series) -> Path:
@@ -293,13 +400,15 @@ def leakage_report(
     *,
     hashes: Sequence[str | None] | None = None,
     root: str | Path | None = None,
-    max_hash_distance: int = 4,
+    max_hash_distance: int | None = None,
+    photo_hash: str = "signature",
 ) -> LeakageReport:
-    """Count sellers and near-duplicate image groups that span splits.
+    """Count sellers and near-duplicate photo clusters that span splits.
 
     Image duplicates are checked when ``hashes`` or ``root`` (the folder ``image_path`` is
     relative to) is given; without either, ``duplicate_groups_crossing`` is 0 and a warning
-    says that images were not checked.
+    says that images were not checked. Photos are clustered as the group split clusters them
+    (bounded clusters of ``photo_hash`` hashes, or of the kind of the ``hashes`` given).
     """
     splits = _aligned_splits(df, splits)
 
@@ -321,8 +430,10 @@ def leakage_report(
             "checked (duplicate_groups_crossing=0 means 'not checked')"
         )
     else:
-        row_hashes = _manifest_hashes(df, root=root, hashes=hashes, caller="leakage_report")
-        groups = near_duplicate_groups(row_hashes, max_distance=max_hash_distance)
+        row_hashes = _manifest_hashes(
+            df, root=root, hashes=hashes, caller="leakage_report", kind=photo_hash
+        )
+        groups = near_duplicate_clusters(row_hashes, max_distance=max_hash_distance).labels
         per_group = pd.DataFrame({"group": groups, "split": splits.to_numpy()})
         duplicate_groups_crossing = int((per_group.groupby("group")["split"].nunique() > 1).sum())
 
@@ -345,24 +456,40 @@ def leakage_report(
 # --- grouping -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Grouping:
+    """Leakage groups and how they were formed, for the split report."""
+
+    groups: np.ndarray
+    clusters: PhotoClusters | None
+    rows_hashed: int
+    links: int
+    links_dropped: int
+    oversized_groups: int
+    largest_share_before_guard: float
+
+
 def _leakage_groups(
     df: pd.DataFrame,
     config: SplitConfig,
     *,
     root: str | Path | None,
     hashes: Sequence[str | None] | None,
-) -> np.ndarray:
-    """Group id per row: rows sharing a seller or a near-duplicate image, transitively."""
-    n = len(df)
-    left_parts: list[np.ndarray] = []
-    right_parts: list[np.ndarray] = []
+) -> _Grouping:
+    """Group id per row: rows sharing a seller or a photo cluster, transitively.
 
+    Photo clusters are bounded (see near_duplicate_clusters), but sellers still chain them:
+    seller A's photo resembles seller B's, B's another resembles C's... On look-alike studio
+    shots that can sweep a whole catalogue into one group. So any group holding more than
+    ``max_group_share`` of the rows loses its photo links (its sellers stay whole) and the
+    groups are formed again; everything it cost is logged.
+    """
+    n = len(df)
+    seller_left = seller_right = np.zeros(0, dtype=np.int64)
     column = config.group_column
     if column is not None and column in df.columns:
         sellers, _ = pd.factorize(df[column])  # missing seller -> -1
-        left, right = _edges_to_first_member(sellers)
-        left_parts.append(left)
-        right_parts.append(right)
+        seller_left, seller_right = _edges_to_first_member(sellers)
     elif column is not None:
         logger.warning(
             "%s split: column %r (SplitConfig.group_column) is absent, so listings are grouped "
@@ -371,18 +498,100 @@ def _leakage_groups(
             column,
         )
 
+    clusters: PhotoClusters | None = None
+    photo_left = photo_right = np.zeros(0, dtype=np.int64)
+    rows_hashed = 0
     if config.near_duplicates:
         row_hashes = _manifest_hashes(
-            df, root=root, hashes=hashes, caller=f"{config.strategy} split"
+            df, root=root, hashes=hashes, caller=f"{config.strategy} split", kind=config.photo_hash
         )
-        duplicates = near_duplicate_groups(row_hashes, max_distance=config.max_hash_distance)
-        left, right = _edges_to_first_member(duplicates)
-        left_parts.append(left)
-        right_parts.append(right)
+        rows_hashed = sum(1 for h in row_hashes if h is not None and not pd.isna(h))
+        clusters = near_duplicate_clusters(row_hashes, max_distance=config.max_hash_distance)
+        photo_left, photo_right = _edges_to_first_member(clusters.labels)
+        joined = photo_left != photo_right
+        photo_left, photo_right = photo_left[joined], photo_right[joined]
 
-    if not left_parts:
-        return np.arange(n)
-    return connected_groups(n, np.concatenate(left_parts), np.concatenate(right_parts))
+    def components(keep: np.ndarray | None = None) -> np.ndarray:
+        left, right = (
+            (photo_left, photo_right)
+            if keep is None
+            else (
+                photo_left[keep],
+                photo_right[keep],
+            )
+        )
+        if not (seller_left.size or left.size):
+            return np.arange(n)
+        return connected_groups(
+            n, np.concatenate([seller_left, left]), np.concatenate([seller_right, right])
+        )
+
+    groups = components()
+    sizes = np.bincount(groups)
+    largest_before = float(sizes.max() / n)
+    oversized = np.flatnonzero(sizes > config.max_group_share * n)
+    dropped = 0
+    if oversized.size and photo_left.size:
+        inside = np.isin(groups[photo_right], oversized)
+        dropped = int(inside.sum())
+        if dropped:
+            groups = components(~inside)
+            _log_broken_groups(config, sizes[oversized], n, dropped, groups)
+    return _Grouping(
+        groups=groups,
+        clusters=clusters,
+        rows_hashed=rows_hashed,
+        links=int(photo_left.size) - dropped,
+        links_dropped=dropped,
+        oversized_groups=int(oversized.size),
+        largest_share_before_guard=largest_before,
+    )
+
+
+def _log_broken_groups(
+    config: SplitConfig, sizes: np.ndarray, n: int, dropped: int, groups: np.ndarray
+) -> None:
+    largest = int(np.bincount(groups).max())
+    logger.warning(
+        "%s split: %d leakage group(s) held more than SplitConfig.max_group_share=%s of the "
+        "rows (%s of %d), which look-alike photos chaining sellers together do, not copies; "
+        "their %d near-duplicate photo links were dropped and their sellers kept whole. The "
+        "largest group now has %d rows (%.1f%%). To change this: data.split.max_hash_distance "
+        "(stricter photo matching), data.split.max_group_share, or "
+        "data.split.near_duplicates=false.",
+        config.strategy,
+        len(sizes),
+        config.max_group_share,
+        "/".join(str(int(s)) for s in sorted(sizes.tolist(), reverse=True)),
+        n,
+        dropped,
+        largest,
+        100 * largest / n,
+    )
+
+
+def _report(config: SplitConfig, codes: np.ndarray, grouping: _Grouping | None) -> SplitReport:
+    n = len(codes)
+    sizes = _sizes(codes)
+    if grouping is None:
+        return SplitReport(strategy=config.strategy, rows=n, split_sizes=sizes)
+    largest = int(np.bincount(grouping.groups).max())
+    clusters = grouping.clusters
+    return SplitReport(
+        strategy=config.strategy,
+        rows=n,
+        split_sizes=sizes,
+        groups=int(grouping.groups.max()) + 1,
+        largest_group_rows=largest,
+        largest_group_share=largest / n,
+        photo_hash=clusters.kind if clusters is not None else None,
+        max_hash_distance=clusters.max_distance if clusters is not None and clusters.kind else None,
+        rows_hashed=grouping.rows_hashed,
+        near_duplicate_links=grouping.links,
+        near_duplicate_links_dropped=grouping.links_dropped,
+        oversized_groups=grouping.oversized_groups,
+        largest_group_share_before_guard=grouping.largest_share_before_guard,
+    )
 
 
 def _edges_to_first_member(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -398,8 +607,9 @@ def _manifest_hashes(
     root: str | Path | None,
     hashes: Sequence[str | None] | None,
     caller: str,
+    kind: str = "signature",
 ) -> list[str | None]:
-    """One pHash or None per row: the given ones, or computed from root / image_path."""
+    """One photo hash or None per row: the given ones, or of ``kind`` from root / image_path."""
     if hashes is not None:
         if len(hashes) != len(df):
             raise ValueError(
@@ -425,9 +635,8 @@ def _manifest_hashes(
     ]
     # Each file once: catalogue photos are often shared by many rows, and decoding dominates.
     unique = list(dict.fromkeys(p for p in paths if p is not None))
-    by_path = dict(
-        zip(unique, image_hashes(unique, workers=min(8, os.cpu_count() or 1)), strict=True)
-    )
+    workers = min(8, os.cpu_count() or 1)
+    by_path = dict(zip(unique, image_hashes(unique, workers=workers, kind=kind), strict=True))
     unreadable = [str(p) for p, h in by_path.items() if h is None]
     if unreadable:
         logger.warning(
@@ -467,8 +676,9 @@ def _stratified_group_split(
         raise ValueError(
             f"group split: need at least {len(SPLITS)} leakage groups (sellers joined with "
             f"near-duplicate images) to fill {', '.join(SPLITS)}, found {n_groups} in "
-            f"{len(groups)} rows. Add listings from more sellers, set "
-            "SplitConfig.near_duplicates=False, or use strategy='time'."
+            f"{len(groups)} rows. Add listings from more sellers, turn photo grouping off "
+            "(data.split.near_duplicates=false, SplitConfig.near_duplicates=False), or use "
+            "strategy='time'."
         )
     n_strata = int(strata.max()) + 1
     counts = np.zeros((n_groups, n_strata), dtype=np.int64)
