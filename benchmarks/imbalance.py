@@ -134,7 +134,9 @@ def main() -> None:
     parser.add_argument("--backbone", default="tiny_cnn")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--options", nargs="+", default=list(IMBALANCE), choices=IMBALANCE)
+    parser.add_argument(
+        "--options", nargs="+", default=[o for o in IMBALANCE if o != "auto"], choices=IMBALANCE
+    )
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args()
     args.work_dir = args.work_dir.resolve()

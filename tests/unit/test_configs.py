@@ -230,3 +230,19 @@ def test_gpu_check_script_refuses_clearly_without_cuda() -> None:
     )
     assert proc.returncode == 2
     assert "no CUDA device visible" in proc.stderr
+
+
+def test_auto_imbalance_samples_only_when_a_class_is_rare() -> None:
+    assert training.resolve_imbalance("auto", 0.05) == "sampler"
+    assert training.resolve_imbalance("auto", 0.95) == "sampler"  # rare genuine listings too
+    assert training.resolve_imbalance("auto", 0.37) == "none"
+    assert training.resolve_imbalance("focal", 0.37) == "focal"  # explicit choices stand
+
+
+def test_auto_imbalance_leaves_the_demo_data_unweighted(
+    demo_small: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, dm = _model_and_data("auto", demo_small, tmp_path, monkeypatch)
+    assert dm.positive_fraction() > training.AUTO_SAMPLER_BELOW
+    assert not isinstance(dm.train_dataloader().sampler, EpochWeightedSampler)
+    assert (model.hparams.loss, model.hparams.pos_weight) == ("bce", None)
