@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,9 +15,15 @@ from PIL import Image, ImageFile
 
 from ipguard.data.images import DEFAULT_MAX_PIXELS, decode_image
 from ipguard.data.near_duplicates import (
+    DEFAULT_MAX_DISTANCE,
+    SIGNATURE_PREFIX,
+    _close_signature_pairs,
+    _parse_signatures,
+    _signature_distance,
     connected_groups,
     image_hash,
     image_hashes,
+    near_duplicate_clusters,
     near_duplicate_groups,
 )
 
@@ -310,3 +317,228 @@ def test_connected_groups_match_a_graph_search(n: int, edges: list[tuple[int, in
 def test_connected_groups_rejects_edges_outside_the_nodes() -> None:
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         connected_groups(3, np.array([0]), np.array([3]))
+
+
+# --- photo signatures and bounded clusters ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory):
+    """300 catalogue listings (studio shots, several per item, some re-uploads), with truth."""
+    from ipguard.demo.catalogue import make_catalogue
+
+    catalogue = make_catalogue(
+        tmp_path_factory.mktemp("studio"), n_listings=300, n_sellers=40, seed=11
+    )
+    manifest = pd.read_csv(catalogue.manifest_path, dtype=str, keep_default_na=False)
+    truth = pd.read_csv(catalogue.truth_path, dtype=str, keep_default_na=False)
+    files = manifest.merge(truth, on="listing_id").drop_duplicates("image_path")
+    return catalogue, files.reset_index(drop=True)
+
+
+def _l1(a: str, b: str) -> int:
+    x, y = _parse_signatures([a, b])
+    return int(_signature_distance(x, y))
+
+
+def _reuploads(original: Image.Image, out: Path) -> list[Path]:
+    """A photo as other sellers re-upload it: re-encoded, resized, cropped, or all three."""
+    w, h = original.size
+    edits = {
+        "q65.jpg": (original, {"quality": 65}),
+        "small.jpg": (original.resize((round(w * 0.8), round(h * 0.8))), {"quality": 85}),
+        "large.png": (original.resize((round(w * 1.3), round(h * 1.3))), {}),
+        "crop.jpg": (original.crop((3 * w // 100, 3 * h // 100, w, h)), {"quality": 90}),
+        "all.jpg": (
+            original.crop((0, 2 * h // 100, w - 2 * w // 100, h)).resize((w * 9 // 10,) * 2),
+            {"quality": 70},
+        ),
+    }
+    paths = []
+    for name, (image, options) in edits.items():
+        image.save(out / name, **options)
+        paths.append(out / name)
+    return paths
+
+
+def test_signature_is_the_prefix_and_base64_of_768_cell_bytes(tmp_path: Path) -> None:
+    _product_photo(0).save(tmp_path / "photo.png")
+    signature = image_hash(tmp_path / "photo.png", kind="signature")
+    assert signature is not None and signature.startswith(SIGNATURE_PREFIX)
+    assert _parse_signatures([signature]).shape == (1, 768)
+    assert image_hashes([tmp_path / "photo.png", None], kind="signature") == [signature, None]
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not an image", b"\xff\xd8\xff\xe0" + b"\0" * 20])
+def test_signature_is_none_for_unreadable_files(tmp_path: Path, content: bytes | None) -> None:
+    path = tmp_path / "bad.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    assert image_hash(path, kind="signature") is None
+
+
+def test_unknown_hash_kind_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        image_hashes([tmp_path / "x.jpg"], kind="md5")  # type: ignore[arg-type]
+
+
+def test_nearly_all_reuploads_of_studio_photos_stay_in_their_clusters(
+    studio, tmp_path: Path
+) -> None:
+    # Measured on catalogues of 3,000 listings: 99% of such copies lie within the default
+    # distance; the rest are products whose edges a crop cuts (a strap running off the frame).
+    catalogue, files = studio
+    originals = files[files["reupload"] == ""].head(20)
+    together, distances = 0, []
+    for k, row in enumerate(originals.itertuples()):
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        with Image.open(catalogue.root / row.image_path) as image:
+            copies = _reuploads(image.convert("RGB"), folder)
+        hashes = image_hashes([catalogue.root / row.image_path, *copies], kind="signature")
+        labels = near_duplicate_clusters(hashes).labels
+        together += int((labels[1:] == labels[0]).sum())
+        distances += [_l1(hashes[0], h) for h in hashes[1:]]
+    assert together >= 0.95 * len(distances), sorted(distances)[-5:]
+    assert np.median(distances) < DEFAULT_MAX_DISTANCE["signature"] / 2
+
+
+def test_generated_reuploads_share_a_cluster_with_their_original(studio) -> None:
+    catalogue, files = studio
+    hashes = image_hashes([catalogue.root / p for p in files["image_path"]], kind="signature")
+    labels = near_duplicate_clusters(hashes).labels
+    per_photo = pd.Series(labels).groupby(files["photo_id"].to_numpy()).nunique()
+    copied = files.loc[files["reupload"] != "", "photo_id"].unique()
+    assert len(copied) >= 5
+    assert (per_photo[copied] == 1).mean() >= 0.85
+
+
+def test_signatures_tell_different_studio_items_apart_where_phash_does_not(studio) -> None:
+    catalogue, files = studio
+    paths = [catalogue.root / p for p in files["image_path"]]
+    items = files["photo_id"].map(
+        files[files["reupload"] == ""].drop_duplicates("photo_id").set_index("photo_id")["item_id"]
+    )
+    i, j = np.triu_indices(len(files), 1)
+    other_item = (items.to_numpy()[i] != items.to_numpy()[j]) & items.notna().to_numpy()[i]
+
+    phash = np.array([int(h, 16) for h in image_hashes(paths)], dtype=np.uint64)
+    phash_close = np.bitwise_count(phash[i] ^ phash[j]) <= 4
+    signatures = image_hashes(paths, kind="signature")
+    cells = _parse_signatures(signatures)
+    distance = _signature_distance(cells[i[other_item]], cells[j[other_item]])
+    signature_close = distance <= DEFAULT_MAX_DISTANCE["signature"]
+    assert phash_close[other_item].sum() >= 20  # ~1 in 300 pairs of different items
+    assert signature_close.sum() <= 2
+
+
+def test_photo_without_a_plain_backdrop_is_described_whole_and_still_matches(
+    tmp_path: Path,
+) -> None:
+    original = _product_photo(3)  # a smooth picture filling the frame: no backdrop to find
+    original.save(tmp_path / "original.png")
+    original.resize((100, 100)).save(tmp_path / "copy.jpg", quality=80)
+    _product_photo(4).save(tmp_path / "other.png")
+    names = ("original.png", "copy.jpg", "other.png")
+    hashes = image_hashes([tmp_path / n for n in names], kind="signature")
+    assert near_duplicate_clusters(hashes).labels.tolist() == [0, 0, 1]
+
+
+def test_clusters_do_not_chain_where_transitive_groups_do() -> None:
+    # Each hash is 3 bits from the next: transitive grouping joins all four (see above); a
+    # bounded cluster holds only what is within 3 bits of its first member.
+    chain = [f"{v:016x}" for v in (0, 0b111, 0b111111, 0b111111111)]
+    clusters = near_duplicate_clusters(chain, max_distance=3)
+    assert clusters.labels.tolist() == [0, 0, 1, 1]
+    assert clusters.kind == "phash" and clusters.linked == 2 and clusters.close_pairs == 3
+
+
+def test_a_photo_joins_the_first_leader_it_is_close_to() -> None:
+    # b is close to both leaders a and c; it was seen after a, so it joins a.
+    a, c = 0, 0b11111111
+    b = 0b1111
+    clusters = near_duplicate_clusters([f"{v:016x}" for v in (a, c, b)], max_distance=4)
+    assert clusters.labels.tolist() == [0, 1, 0]
+
+
+def _brute_force_leaders(hashes: list[str | None], max_distance: int) -> list[int]:
+    """Reference answer: distinct hashes in order of appearance join the first close leader."""
+    leaders: list[str] = []
+    leader_of: dict[str, str] = {}
+    out = []
+    for k, text in enumerate(hashes):
+        if text is None:
+            out.append(-1 - k)
+            continue
+        if text not in leader_of:
+            close = [lead for lead in leaders if _distance(lead, text) <= max_distance]
+            leader_of[text] = close[0] if close else text
+            if not close:
+                leaders.append(text)
+        out.append(hash(leader_of[text]))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(hashes=_clustered_hashes(), max_distance=st.integers(0, 12))
+def test_phash_clusters_match_a_brute_force_leader_clustering(
+    hashes: list[str | None], max_distance: int
+) -> None:
+    fast = near_duplicate_clusters(hashes, max_distance=max_distance).labels
+    assert _partition(fast.tolist()) == _partition(_brute_force_leaders(hashes, max_distance))
+
+
+def test_signature_clusters_find_every_pair_a_brute_force_search_finds(studio) -> None:
+    catalogue, files = studio
+    hashes = image_hashes([catalogue.root / p for p in files["image_path"]], kind="signature")
+    cells = _parse_signatures(list(dict.fromkeys(hashes)))
+    distance = DEFAULT_MAX_DISTANCE["signature"]
+    left, right, compared = _close_signature_pairs(cells, distance)
+    expected = {
+        (a, b)
+        for a in range(len(cells))
+        for b in np.flatnonzero(_signature_distance(cells[a], cells[a + 1 :]) <= distance) + a + 1
+    }
+    assert len(expected) >= 30
+    assert set(zip(left.tolist(), right.tolist(), strict=True)) == expected
+    assert compared < 0.2 * len(cells) * (len(cells) - 1) / 2
+
+
+def test_every_cluster_member_is_within_the_distance_of_its_leader(studio) -> None:
+    catalogue, files = studio
+    hashes = image_hashes([catalogue.root / p for p in files["image_path"]], kind="signature")
+    clusters = near_duplicate_clusters(hashes, max_distance=500)
+    assert clusters.linked >= 50
+    leader_of = {}
+    for label, text in zip(clusters.labels.tolist(), hashes, strict=True):
+        leader = leader_of.setdefault(label, text)
+        assert _l1(leader, text) <= 500
+
+
+def test_clusters_are_deterministic_and_identical_hashes_share_one(studio) -> None:
+    catalogue, files = studio
+    hashes = image_hashes([catalogue.root / p for p in files["image_path"]], kind="signature")
+    doubled = hashes + hashes[:50]
+    first = near_duplicate_clusters(doubled).labels
+    assert first.tolist() == near_duplicate_clusters(doubled).labels.tolist()
+    assert (first[len(hashes) :] == first[:50]).all()
+
+
+def test_missing_hashes_are_clusters_of_their_own_for_both_kinds(tmp_path: Path) -> None:
+    _product_photo(5).save(tmp_path / "p.png")
+    signature = image_hash(tmp_path / "p.png", kind="signature")
+    for present in (signature, "0f0f0f0f0f0f0f0f"):
+        labels = near_duplicate_clusters([None, present, float("nan"), present]).labels
+        assert labels.tolist() == [0, 1, 2, 1]
+    assert near_duplicate_clusters([None, None]).kind is None
+
+
+def test_mixed_or_malformed_hashes_are_errors_naming_the_position(tmp_path: Path) -> None:
+    _product_photo(6).save(tmp_path / "p.png")
+    signature = image_hash(tmp_path / "p.png", kind="signature")
+    with pytest.raises(ValueError, match="one kind of hash"):
+        near_duplicate_clusters(["0000000000000000", signature])
+    with pytest.raises(ValueError, match=r"hashes\[1\]: expected a 16-digit hex.*'sig1:abc'"):
+        near_duplicate_clusters([signature, "sig1:abc"])
+    with pytest.raises(ValueError, match="max_distance must be >= 0"):
+        near_duplicate_clusters(["0000000000000000"], max_distance=-1)

@@ -13,11 +13,12 @@ Two hashes, because catalogue photos defeat the classic one:
   catalogue-like demo data (:mod:`ipguard.demo.catalogue`) 0.3% of pairs of *different*
   items lie within 4 bits, while a copy cropped by 3% drifts by up to 20 bits.
 - ``kind="signature"`` (what splits use): a *photo signature* of the product itself. The
-  picture is aligned on its product (centroid and spread of everything that differs from the
-  backdrop, to a fraction of a pixel), so cropping or resizing the backdrop changes nothing;
-  then the colour of a 12x12 grid of cells relative to the backdrop is kept, one byte per cell
-  and channel. Signatures are compared by L1 distance. Photos without a plain backdrop are
-  described whole.
+  picture is aligned on its product (trimmed mean and interquartile width of everything
+  that differs from the backdrop, to a fraction of a pixel), so cropping or resizing the backdrop
+  hardly changes it;
+  then the colour of a 16x16 grid of cells relative to the backdrop is kept, one byte per cell
+  and channel. Signatures are compared by their summed cell differences. Photos without a
+  plain backdrop are described whole.
 
 Near-duplicates form *bounded clusters* (:func:`near_duplicate_clusters`): a photo joins a
 cluster only when it is close to the cluster's first photo, its leader, so a chain of
@@ -41,7 +42,7 @@ from typing import Literal
 import imagehash
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from ipguard.data.images import DEFAULT_MAX_PIXELS
 
@@ -73,11 +74,10 @@ SIGNATURE_PREFIX = "sig1:"
 """Photo signatures are written as this prefix and the base64 of their cell bytes; the
 version in it changes whenever the signature's definition does, so old and new never mix."""
 
-DEFAULT_MAX_DISTANCE: dict[str, int] = {"phash": 4, "signature": 400}
+DEFAULT_MAX_DISTANCE: dict[str, int] = {"phash": 4, "signature": 200}
 """Distance at or below which two photos are near-duplicates, per hash kind: bits of a pHash;
-for signatures, the L1 distance summed over the 432 cell bytes (about one unit per byte: a
-copy cropped by up to 3% a side, resized and re-encoded at JPEG quality 60 stays below it).
-Measured in docs/data.md."""
+for signatures, cell differences beyond one unit, summed over the 768 cell bytes (nearly every
+copy cropped by up to 3% a side, resized and re-encoded stays below it; see docs/data.md)."""
 
 _HEX_DIGITS = HASH_BITS // 4
 
@@ -93,18 +93,23 @@ _PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 _WHITE = (255, 255, 255, 255)
 
 # --- photo signature parameters -------------------------------------------------------------
-# The product is found as everything that differs from the backdrop: a pixel counts fully when
-# some channel differs by _INK_FULL or more, not at all below _INK_START (JPEG noise, the
-# light fall-off of a studio sweep), linearly in between, so its weight moves smoothly.
-_INK_START, _INK_FULL = 16.0, 48.0
-# A photo has a plain backdrop when this share of its border is within _INK_START of the
-# border's median colour; anything else (a scene, a full-frame close-up) is described whole.
+# The product is found as everything that differs from the backdrop, each pixel weighted by
+# how much its most different channel differs beyond _INK_FLOOR (JPEG noise, the light
+# fall-off of a studio sweep). A linear weight, not a threshold: a part close to the backdrop's
+# colour (a white strap on white) then moves the centre only a little when a copy's noise
+# moves it, where a threshold would switch the whole part on and off.
+_INK_FLOOR = 8.0
+# A photo has a plain backdrop when this share of its border is within _PLAIN_TOLERANCE of
+# the border's median colour; anything else (a scene, a full-frame close-up) is described whole.
+_PLAIN_TOLERANCE = 16.0
 _PLAIN_BORDER_SHARE = 0.75
-_MIN_INK_SHARE = 0.002  # less product than this: a blank picture, described whole
+_MIN_INK = 0.05  # mean weight per pixel below this: a blank picture, described whole
 _WORK_SIDE = 160  # photos are reduced to at most this side before measuring the product
-_FRAME = 48  # side of the aligned frame the cells are cut from
-_GRID = 12  # cells per side: 12 x 12 cells of 4 x 4 frame pixels
-_SPREAD = 0.25  # the product's radius of gyration, as a share of the frame side
+_FRAME = 64  # side of the aligned frame the cells are cut from
+_GRID = 16  # cells per side: 16 x 16 cells of 4 x 4 frame pixels
+_SPREAD = 0.25  # the product's interquartile width, as a share of the frame side
+_FRAME_BLUR = 1.5  # Gaussian radius, in frame pixels
+_CENTRE_QUANTILES = np.linspace(0.2, 0.8, 13)
 _SIGNATURE_BYTES = 3 * _GRID * _GRID
 # Cell colour as Y, Cb, Cr minus the backdrop's; luminance at half weight, so that colour
 # (what tells two products of one silhouette apart) counts twice as much per unit.
@@ -114,6 +119,7 @@ _TO_YCBCR = np.array(
     dtype=np.float32,
 )
 _GREY = np.array([128.0, 128.0, 128.0], dtype=np.float32)
+_SHRINK = 1.5
 
 # --- signature band index -------------------------------------------------------------------
 # Candidates come from bands as for pHashes, but a band is not a run of hash bits: it is the
@@ -122,11 +128,11 @@ _GREY = np.array([128.0, 128.0, 128.0], dtype=np.float32)
 # often than chance (the shared layout): on the 3,000-listing catalogue 3% of all pairs share
 # one of the 5 bands of their 64-bit pHashes, against 0.08% for random hashes. Projections
 # of the product's cells have no such bias. The cell width scales with the distance asked for,
-# so a pair within it shares some band with high probability: on that catalogue all 433 pairs
-# within 440 were found while 0.4% of all pairs were compared (docs/data.md).
+# so a pair within it shares some band with high probability: on that catalogue all 390 pairs
+# within 200 were found while 0.1% of all pairs were compared (docs/data.md).
 _BANDS = 64
 _BAND_PROJECTIONS = 10
-_CELL_PER_DISTANCE = 0.5
+_CELL_PER_DISTANCE = 0.8
 _PROJECTION_SEED = 20240611
 _VERIFY_CHUNK = 65536
 
@@ -202,10 +208,10 @@ def image_hashes(
 def photo_signature(image: Image.Image) -> str:
     """The photo signature of a decoded picture, as ``SIGNATURE_PREFIX`` + base64 text.
 
-    For a picture on a plain backdrop the product is moved to the frame's centre and scaled so
-    its spread is a fixed share of the frame, with sub-pixel precision, before the cells are
-    measured: a re-upload cropped or resized around the product then gives nearly the same
-    cells. Other pictures are measured whole against mid grey.
+    For a picture on a plain backdrop the product is moved to the frame's centre and scaled to
+    a fixed size, with sub-pixel precision, before the cells are measured: a re-upload cropped
+    or resized around the product then gives nearly the same cells. Other pictures are
+    measured whole against mid grey.
     """
     rgb = image.convert("RGB")
     if max(rgb.size) > _WORK_SIDE:
@@ -216,12 +222,18 @@ def photo_signature(image: Image.Image) -> str:
     frame = None if backdrop is None else _aligned_frame(rgb, pixels, backdrop)
     if frame is None:
         frame, backdrop = rgb.resize((_FRAME, _FRAME), Image.Resampling.BOX), _GREY
+    # A light blur before the cells are averaged: a product edge or a JPEG block boundary
+    # shifted by a fraction of a pixel then changes its cells a little, not by a whole step.
+    frame = frame.filter(ImageFilter.GaussianBlur(_FRAME_BLUR))
     cells = (
         np.asarray(frame, dtype=np.float32)
         .reshape(_GRID, _FRAME // _GRID, _GRID, _FRAME // _GRID, 3)
         .mean(axis=(1, 3))
     )
     relative = (cells - backdrop) @ _TO_YCBCR.T * _CHANNEL_SCALE  # (grid, grid, channel)
+    # Differences within _SHRINK of the backdrop become exactly 0 (and larger ones move by
+    # _SHRINK, continuously), so backdrop cells match exactly however a copy was re-encoded.
+    relative = np.sign(relative) * np.maximum(np.abs(relative) - _SHRINK, 0.0)
     values = np.clip(np.rint(relative) + 128, 0, 255).astype(np.uint8)
     payload = np.moveaxis(values, -1, 0).tobytes()  # all Y cells, then Cb, then Cr
     return SIGNATURE_PREFIX + base64.urlsafe_b64encode(payload).decode("ascii")
@@ -424,7 +436,7 @@ def _kind_of(position: int, text: object) -> HashKind:
 
 
 def _parse_signatures(texts: Sequence[str]) -> np.ndarray:
-    """Signature texts as a (n, 432) uint8 matrix."""
+    """Signature texts as a (n, 768) uint8 matrix."""
     out = np.empty((len(texts), _SIGNATURE_BYTES), dtype=np.uint8)
     start = len(SIGNATURE_PREFIX)
     for i, text in enumerate(texts):
@@ -443,31 +455,32 @@ def _plain_backdrop(pixels: np.ndarray) -> np.ndarray | None:
         return None
     border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
     median = np.median(border, axis=0)
-    near = np.abs(border - median).max(axis=1) <= _INK_START
-    return median if near.mean() >= _PLAIN_BORDER_SHARE else None
+    near = np.abs(border - median).max(axis=1) <= _PLAIN_TOLERANCE
+    if near.mean() < _PLAIN_BORDER_SHARE:
+        return None
+    # The mean of the plain part, not the median: a re-encoded copy's backdrop moves by a
+    # fraction of a level, which the median (a pixel's value) turns into jumps of whole levels
+    # that every cell, measured against it, would inherit.
+    return border[near].mean(axis=0)
 
 
 def _aligned_frame(
     image: Image.Image, pixels: np.ndarray, backdrop: np.ndarray
 ) -> Image.Image | None:
-    """The product centred in a ``_FRAME`` square, scaled to a fixed spread; None if blank.
+    """The product centred in a ``_FRAME`` square at a fixed size; None if the photo is blank.
 
-    The centre and spread are the weighted mean and radius of gyration of the pixels that
-    differ from the backdrop, which move smoothly with the picture: cropping some backdrop
-    away or resizing shifts them by a fraction of a pixel, where a bounding box would jump
-    with every speck of JPEG noise or soft shadow at its edge.
+    Centre and size come from where the product's weight lies in x and y: a trimmed mean
+    and the mean of the interquartile widths (see _weighted_quantiles). They move smoothly with
+    the picture, so a crop or a resize of the backdrop shifts them by a fraction of a pixel,
+    where a bounding box jumps with every speck of JPEG noise or soft shadow at its edge.
     """
-    ink = np.abs(pixels - backdrop).max(axis=2)
-    weight = np.clip((ink - _INK_START) / (_INK_FULL - _INK_START), 0.0, 1.0)
-    total = float(weight.sum())
-    if total < _MIN_INK_SHARE * weight.size:
+    weight = np.maximum(np.abs(pixels - backdrop).max(axis=2) - _INK_FLOOR, 0.0)
+    if float(weight.sum()) < _MIN_INK * weight.size:
         return None
-    rows, cols = weight.sum(axis=1), weight.sum(axis=0)
-    ys = np.arange(len(rows), dtype=np.float64) + 0.5  # pixel centres, as Pillow samples them
-    xs = np.arange(len(cols), dtype=np.float64) + 0.5
-    cy, cx = float(rows @ ys) / total, float(cols @ xs) / total
-    spread = np.sqrt((rows @ (ys - cy) ** 2 + cols @ (xs - cx) ** 2) / total)
-    step_x = step_y = max(float(spread), 1e-3) / (_SPREAD * _FRAME)  # input px per frame px
+    x25, cx, x75 = _weighted_quantiles(weight.sum(axis=0))
+    y25, cy, y75 = _weighted_quantiles(weight.sum(axis=1))
+    size = max(((x75 - x25) + (y75 - y25)) / 2, 1e-3)
+    step_x = step_y = size / (_SPREAD * _FRAME)  # input pixels per frame pixel
     if step_x > 1.5:  # shrink with averaging first, so sampling skips no detail
         width = max(1, round(image.width / step_x))
         height = max(1, round(image.height / step_y))
@@ -485,6 +498,22 @@ def _aligned_frame(
         resample=Image.Resampling.BILINEAR,
         fillcolor=fill,
     )
+
+
+def _weighted_quantiles(masses: np.ndarray) -> tuple[float, float, float]:
+    """Lower quartile, centre and upper quartile of a 1-D weight profile, in pixels (0..n).
+
+    Interpolated in the cumulative weight, so they move by sub-pixel amounts. The centre is
+    the mean of the quantiles from 20% to 80% (a trimmed mean): unlike the mean it hardly moves
+    when a crop takes away the end of a strap running off the frame, and unlike the median it
+    does not slide across the gap between the two cups of a pair of headphones.
+    """
+    cumulative = np.concatenate([[0.0], np.cumsum(masses, dtype=np.float64)])
+    cumulative /= cumulative[-1]
+    edges = np.arange(len(cumulative), dtype=np.float64)
+    q25, q75 = np.interp([0.25, 0.75], cumulative, edges)
+    centre = np.interp(_CENTRE_QUANTILES, cumulative, edges).mean()
+    return float(q25), float(centre), float(q75)
 
 
 def _close_phash_pairs(values: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -555,13 +584,19 @@ def _close_signature_pairs(
     for start in range(0, len(pairs), _VERIFY_CHUNK):
         chunk = pairs[start : start + _VERIFY_CHUNK]
         left, right = chunk // n, chunk % n
-        gap = np.abs(signatures[left].astype(np.int16) - signatures[right].astype(np.int16))
-        close = gap.sum(axis=1) <= max_distance
+        close = _signature_distance(signatures[left], signatures[right]) <= max_distance
         left_parts.append(left[close])
         right_parts.append(right[close])
     if not left_parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
     return np.concatenate(left_parts), np.concatenate(right_parts), len(pairs)
+
+
+def _signature_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Summed cell differences beyond one unit each: re-encoding moves every cell of a
+    colourful full-frame photo by a unit or so, which would otherwise add up over 768 cells."""
+    gap = np.abs(first.astype(np.int16) - second.astype(np.int16))
+    return np.maximum(gap - 1, 0).sum(axis=-1)
 
 
 def _leaders(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

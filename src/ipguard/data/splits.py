@@ -83,7 +83,7 @@ class SplitConfig:
     Ignored when hashes are passed in (their kind is used)."""
     max_hash_distance: int | None = None
     """Photos this close or closer are duplicates; None uses the hash kind's default (4 bits of
-    a pHash; 400 for signatures, just under one unit per cell byte)."""
+    a pHash; 200 for signatures, summed over their 768 cell bytes)."""
     max_group_share: float = 0.2
     """Guard against chaining: a leakage group holding more than this share of the rows is
     not a real copy ring but look-alike photos linking sellers. The near-duplicate links

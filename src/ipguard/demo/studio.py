@@ -134,15 +134,15 @@ def render_photo(item: Item, shot: Shot, size: int) -> Image.Image:
     _draw_product(product, item, float(big))
     _draw_mark(product, item, float(big))
 
-    zoomed = max(8, round(big * shot.zoom))
-    product = product.resize((zoomed, zoomed), Image.Resampling.BILINEAR)
-    product = product.rotate(shot.angle, resample=Image.Resampling.BILINEAR)
-    x = round((big - zoomed) / 2 + shot.dx * big)
-    y = round((big - zoomed) / 2 + shot.dy * big)
-
-    canvas = _backdrop(shot.background, big)
-    canvas.alpha_composite(_shadow(product, big), (x, y + round(0.02 * big)))
-    canvas.alpha_composite(product, (x, y))
+    product = product.transform(
+        (big, big),
+        Image.Transform.AFFINE,
+        _shot_geometry(shot, big),
+        resample=Image.Resampling.BILINEAR,
+    )
+    canvas = _backdrop(shot.background, big).copy()
+    canvas.alpha_composite(_shadow(product, big), (0, round(0.02 * big)))
+    canvas.alpha_composite(product)
     image = canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
     return _light(image, shot)
 
@@ -186,8 +186,18 @@ def _shade(colour: RGB, factor: float) -> RGB:
     return tuple(int(min(255, max(0, c * factor))) for c in colour)  # type: ignore[return-value]
 
 
+def _shot_geometry(shot: Shot, side: int) -> tuple[float, float, float, float, float, float]:
+    """Pillow's affine coefficients (output -> input) for the shot's zoom, tilt and shift."""
+    angle = math.radians(shot.angle)
+    cos, sin = math.cos(angle) / shot.zoom, math.sin(angle) / shot.zoom
+    centre = side / 2
+    to_x, to_y = centre + shot.dx * side, centre + shot.dy * side  # where the centre lands
+    return (cos, sin, centre - cos * to_x - sin * to_y, -sin, cos, centre + sin * to_x - cos * to_y)
+
+
+@lru_cache(maxsize=64)
 def _backdrop(colour: RGB, side: int) -> Image.Image:
-    """A light sweep: a touch brighter in the middle, as under a softbox."""
+    """A light sweep: a touch brighter in the middle, as under a softbox (cached: copy it)."""
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
     falloff = 1.02 - 0.10 * ((xx - 0.5) ** 2 + (yy - 0.42) ** 2)
     pixels = np.asarray(colour, dtype=np.float32) * falloff[:, :, None]
