@@ -19,6 +19,7 @@ from ipguard.data.splits import (
     leakage_report,
     load_splits,
     save_splits,
+    split_manifest,
 )
 
 
@@ -303,6 +304,197 @@ def test_empty_manifest_is_a_clear_error() -> None:
 def test_split_config_rejects_bad_values_naming_the_key(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SplitConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"photo_hash": "md5"}, r"SplitConfig.photo_hash: .*'md5'"),
+        ({"max_hash_distance": 65, "photo_hash": "phash"}, "at most 64"),
+        ({"max_hash_distance": True}, "SplitConfig.max_hash_distance: expected None or an int"),
+        ({"max_group_share": 0.0}, r"SplitConfig.max_group_share: expected a share in \(0, 1\]"),
+        ({"max_group_share": 1.5}, "SplitConfig.max_group_share: .*found 1.5"),
+    ],
+)
+def test_split_config_rejects_bad_photo_and_guard_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SplitConfig(**kwargs)
+
+
+def test_signature_distance_may_exceed_64_but_a_phash_distance_may_not() -> None:
+    assert SplitConfig(max_hash_distance=300).max_hash_distance == 300
+    assert SplitConfig(photo_hash="phash", max_hash_distance=64).max_hash_distance == 64
+
+
+def test_too_few_groups_error_names_the_config_key_that_turns_photo_grouping_off() -> None:
+    df = pd.DataFrame({"listing_id": list("abcd"), "seller_id": ["s1"] * 4})
+    with pytest.raises(ValueError, match=r"data\.split\.near_duplicates=false"):
+        assign_splits(df, SplitConfig(near_duplicates=False))
+
+
+# --- the guard against one giant group --------------------------------------------------------
+
+
+def _photo(k: int) -> str:
+    """A distinct, well-spread 64-bit pHash per photo number."""
+    return f"{(k + 1) * 0x9E3779B97F4A7C15 % 2**64:016x}"
+
+
+def _chained_sellers(n_sellers: int = 60, per_seller: int = 5) -> tuple[pd.DataFrame, list[str]]:
+    """Each seller shows its own photo and the next seller's: photos chain every seller into
+    one component, as look-alike studio shots do through sellers."""
+    rows, hashes = [], []
+    for seller in range(n_sellers):
+        for k in range(per_seller):
+            rows.append(
+                {
+                    "listing_id": f"L{seller:03d}-{k}",
+                    "seller_id": f"s{seller:03d}",
+                    "label": "infringing" if seller % 4 == 0 else "genuine",
+                }
+            )
+            hashes.append(_photo(seller + k % 2))
+    return pd.DataFrame(rows), hashes
+
+
+def test_a_giant_group_of_chained_photos_is_broken_up_and_the_split_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    df, hashes = _chained_sellers()
+    with caplog.at_level(logging.WARNING):
+        result = split_manifest(df, hashes=hashes)
+    report = result.report
+    assert report.largest_group_share_before_guard == 1.0
+    assert report.oversized_groups == 1
+    assert report.near_duplicate_links_dropped > 0 and report.near_duplicate_links == 0
+    assert report.groups == 60 and report.largest_group_rows == 5  # the sellers, whole
+    assert (result.splits.groupby(df["seller_id"]).nunique() == 1).all()
+    assert set(result.splits) == set(SPLITS)
+    assert "held more than SplitConfig.max_group_share=0.2" in caplog.text
+    assert "data.split.near_duplicates=false" in caplog.text
+
+
+def test_the_guard_leaves_photo_links_outside_the_giant_group_alone() -> None:
+    df, hashes = _chained_sellers()
+    extra = pd.DataFrame(
+        {
+            "listing_id": ["X1", "X2", "Y1", "Y2"],
+            "seller_id": ["x", "x", "y", "y"],
+            "label": ["genuine", "infringing", "genuine", "genuine"],
+        }
+    )
+    df = pd.concat([df, extra], ignore_index=True)
+    hashes = [*hashes, _photo(1000), _photo(1001), _photo(1000), _photo(1002)]
+    result = split_manifest(df, hashes=hashes)
+    assert result.report.near_duplicate_links == 1  # Y1 still shows X1's photo
+    assert result.splits.iloc[-4] == result.splits.iloc[-2]
+
+
+def test_a_max_group_share_of_one_turns_the_guard_off() -> None:
+    df, hashes = _chained_sellers()
+    with pytest.raises(ValueError, match=r"at least 3 leakage groups.*found 1 in 300 rows"):
+        assign_splits(df, SplitConfig(max_group_share=1.0), hashes=hashes)
+
+
+def test_one_seller_above_the_share_keeps_its_listings_together(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # No photo links to drop: the guard changes nothing and the split still succeeds.
+    df = pd.DataFrame(
+        {
+            "listing_id": [f"L{i}" for i in range(100)],
+            "seller_id": ["big"] * 40 + [f"s{i}" for i in range(60)],
+            "label": ["genuine", "infringing"] * 50,
+        }
+    )
+    report = split_manifest(df, hashes=[None] * 100).report
+    assert report.largest_group_rows == 40 and report.near_duplicate_links_dropped == 0
+
+
+# --- the split report ------------------------------------------------------------------------
+
+
+def test_split_report_states_groups_photo_links_and_rows_per_split(
+    marketplace: Marketplace,
+) -> None:
+    result = split_manifest(marketplace.df, hashes=marketplace.hashes)
+    report = result.report
+    assert report.split_sizes == {s: int((result.splits == s).sum()) for s in SPLITS}
+    assert sum(report.split_sizes.values()) == report.rows == len(marketplace.df)
+    groups = marketplace.df["seller_id"].nunique() + int(marketplace.df["seller_id"].isna().sum())
+    assert report.groups < groups  # copied photos joined some sellers
+    assert report.largest_group_share == report.largest_group_rows / report.rows
+    assert report.photo_hash == "phash" and report.max_hash_distance == 4
+    assert report.rows_hashed == len(marketplace.df)
+    assert report.near_duplicate_links == len(marketplace.copied)
+    assert report.near_duplicate_links_dropped == 0 and report.oversized_groups == 0
+
+
+def test_split_report_is_logged_at_info_and_serialisable(
+    marketplace: Marketplace, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    with caplog.at_level(logging.INFO, logger="ipguard.data.splits"):
+        report = split_manifest(marketplace.df, hashes=marketplace.hashes).report
+    assert report.describe() in caplog.text
+    assert "leakage groups, the largest" in caplog.text
+    assert "12 near-duplicate photo links (phash, distance <= 4" in caplog.text
+    assert json.loads(json.dumps(report.as_dict()))["groups"] == report.groups
+
+
+def test_split_report_of_a_split_that_does_not_group_has_no_group_figures(
+    marketplace: Marketplace,
+) -> None:
+    report = split_manifest(marketplace.df, SplitConfig(strategy="random")).report
+    assert report.groups is None and report.photo_hash is None
+    assert sum(report.split_sizes.values()) == len(marketplace.df)
+
+
+def test_photos_read_from_root_are_hashed_with_the_configured_kind(
+    marketplace: Marketplace,
+) -> None:
+    default = split_manifest(marketplace.df, root=marketplace.root).report
+    classic = split_manifest(marketplace.df, SplitConfig(photo_hash="phash"), root=marketplace.root)
+    assert default.photo_hash == "signature" and default.max_hash_distance == 200
+    assert classic.report.photo_hash == "phash"
+    assert default.near_duplicate_links == classic.report.near_duplicate_links == 12
+
+
+def test_reuploads_of_a_studio_photo_by_other_sellers_land_in_its_split(tmp_path: Path) -> None:
+    from ipguard.demo.catalogue import make_catalogue
+
+    catalogue = make_catalogue(tmp_path, n_listings=200, n_sellers=30, seed=4)
+    df = pd.read_csv(catalogue.manifest_path, dtype=str, keep_default_na=False)
+    originals = df.drop_duplicates("image_path").head(3)
+    copies = []
+    for k, row in enumerate(originals.itertuples()):
+        with Image.open(tmp_path / row.image_path) as opened:
+            photo = opened.convert("RGB")
+        w, h = photo.size
+        edits = {
+            "q70": (photo, 70),
+            "small": (photo.resize((w * 8 // 10, h * 8 // 10)), 85),
+            "crop": (photo.crop((3 * w // 100, 2 * h // 100, w, h - 3 * h // 100)), 90),
+            "all": (photo.crop((0, 2 * h // 100, w - w // 50, h)).resize((w * 9 // 10,) * 2), 75),
+        }
+        for name, (image, quality) in edits.items():
+            path = f"images/copy-{k}-{name}.jpg"
+            image.save(tmp_path / path, quality=quality)
+            seller = f"copier-{k}-{name}"
+            copies.append(
+                {
+                    **row._asdict(),
+                    "listing_id": f"R{k}{name}",
+                    "seller_id": seller,
+                    "image_path": path,
+                }
+            )
+    df = pd.concat([df, pd.DataFrame(copies).drop(columns="Index")], ignore_index=True)
+    splits = assign_splits(df, root=tmp_path)
+    for k, row in enumerate(originals.itertuples()):
+        copied = df["listing_id"].str.startswith(f"R{k}")
+        assert splits[copied].nunique() == 1 and splits[copied].iloc[0] == splits[row.Index]
 
 
 # --- random split ---------------------------------------------------------------------------
