@@ -455,7 +455,7 @@ def _plain_backdrop(pixels: np.ndarray) -> np.ndarray | None:
         return None
     border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
     median = np.median(border, axis=0)
-    near = np.abs(border - median).max(axis=1) <= _PLAIN_TOLERANCE
+    near = _channel_max(np.abs(border - median)) <= _PLAIN_TOLERANCE
     if near.mean() < _PLAIN_BORDER_SHARE:
         return None
     # The mean of the plain part, not the median: a re-encoded copy's backdrop moves by a
@@ -474,7 +474,7 @@ def _aligned_frame(
     the picture, so a crop or a resize of the backdrop shifts them by a fraction of a pixel,
     where a bounding box jumps with every speck of JPEG noise or soft shadow at its edge.
     """
-    weight = np.maximum(np.abs(pixels - backdrop).max(axis=2) - _INK_FLOOR, 0.0)
+    weight = np.maximum(_channel_max(np.abs(pixels - backdrop)) - _INK_FLOOR, 0.0)
     if float(weight.sum()) < _MIN_INK * weight.size:
         return None
     x25, cx, x75 = _weighted_quantiles(weight.sum(axis=0))
@@ -498,6 +498,11 @@ def _aligned_frame(
         resample=Image.Resampling.BILINEAR,
         fillcolor=fill,
     )
+
+
+def _channel_max(values: np.ndarray) -> np.ndarray:
+    """Largest of the last axis' three channels (much faster than ``max(axis=-1)``)."""
+    return np.maximum(np.maximum(values[..., 0], values[..., 1]), values[..., 2])
 
 
 def _weighted_quantiles(masses: np.ndarray) -> tuple[float, float, float]:
