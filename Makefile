@@ -37,6 +37,7 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/lint-imports  # the import rules between packages ([tool.importlinter])
 
 format: setup
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts

@@ -128,7 +128,7 @@ def network_timings(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     from safetensors.torch import load_model
 
     from ipguard.export.onnx import open_session
-    from ipguard.models.image import ImageNetwork
+    from ipguard.nets.image import ImageNetwork
 
     network = ImageNetwork(BACKBONE, image_size=IMAGE_SIZE).eval()
     load_model(network, str(folder / "weights.safetensors"))

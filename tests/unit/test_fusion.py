@@ -15,8 +15,8 @@ from ipguard.data.tabular import FEATURE_DIM, TabularFeaturizer
 from ipguard.evaluation.policy import Policy
 from ipguard.export.package import write_model_dir
 from ipguard.export.scorer import ListingScorer
-from ipguard.models.fusion import FusionNetwork
 from ipguard.models.fusion_classifier import FusionClassifier
+from ipguard.nets.fusion import FusionNetwork
 
 HIDDEN = 8
 SIZE = 32

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ipguard.models.image import (
+from ipguard.models.image_classifier import ImageClassifier
+from ipguard.nets.image import (
     ImageNetwork,
     PretrainedWeightsMissing,
     create_backbone,
     list_backbones,
 )
-from ipguard.models.image_classifier import ImageClassifier
 
 
 @pytest.mark.parametrize(

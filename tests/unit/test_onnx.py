@@ -28,8 +28,8 @@ from ipguard.export.package import write_model_dir
 from ipguard.export.registry import pyfunc_arguments
 from ipguard.export.scorer import ListingScorer
 from ipguard.export.spec import ModelSpec
-from ipguard.models.image import ImageNetwork
 from ipguard.models.image_classifier import ImageClassifier
+from ipguard.nets.image import ImageNetwork
 
 SIZES = {"tiny_cnn": 32, "resnet18": 64}
 

@@ -23,10 +23,10 @@ from ipguard.data.embeddings import image_embeddings
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.export.package import write_model_dir
 from ipguard.export.scorer import ListingScorer
-from ipguard.models.efficientnet_lite import LITE_BACKBONES, LITE_MEAN, LITE_STD
 from ipguard.models.fusion_classifier import FusionClassifier
-from ipguard.models.image import create_backbone, list_backbones, resolve_pretrained
 from ipguard.models.image_classifier import ImageClassifier
+from ipguard.nets.efficientnet_lite import LITE_BACKBONES, LITE_MEAN, LITE_STD
+from ipguard.nets.image import create_backbone, list_backbones, resolve_pretrained
 
 SIZE = 32
 MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's portrait of Grace Hopper
@@ -58,7 +58,7 @@ def test_installed_lite0_weights_recognise_an_imagenet_photo() -> None:
 
 
 def _lite0_file() -> Path:
-    from ipguard.models.efficientnet_lite import lite_weights_file
+    from ipguard.nets.efficientnet_lite import lite_weights_file
 
     return lite_weights_file("efficientnet_lite0")
 
@@ -72,7 +72,7 @@ def test_each_installed_lite_variant_loads_its_weights(name: str) -> None:
 
 
 def test_missing_weights_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ipguard.models import efficientnet_lite
+    from ipguard.nets import efficientnet_lite
 
     variant = efficientnet_lite.LiteVariant("efficientnet-lite0", "no_such_weights_pkg", 224)
     monkeypatch.setitem(efficientnet_lite.LITE_BACKBONES, "efficientnet_lite0", variant)

@@ -19,10 +19,10 @@ from ipguard.evaluation.calibration import IdentityCalibrator
 from ipguard.evaluation.policy import Policy
 from ipguard.export.package import write_model_dir
 from ipguard.export.scorer import ListingScorer
-from ipguard.models.text import HashedTextNetwork, MiniLMNetwork, minilm_path
 from ipguard.models.text_checks import DegenerateTextDataError, check_text_training_data
 from ipguard.models.text_classifier import FastTextClassifier, MiniLMClassifier
 from ipguard.models.tfidf_classifier import TfidfClassifier
+from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork, minilm_path
 from ipguard.text.normalize import model_text
 
 SEPARABLE = [

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ipguard.data.tabular import FEATURE_DIM
-from ipguard.models.fusion import FusionNetwork, text_presence
 from ipguard.models.losses import binary_loss
 from ipguard.models.module import ListingClassifier
+from ipguard.nets.fusion import FusionNetwork, text_presence
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class FusionClassifier(ListingClassifier):
     """One model over the listing's image, text and price/brand features.
 
     The loss is the fused logit's plus ``aux_weight`` times the image and text heads' own
-    losses (each only on rows that have that modality), see :mod:`ipguard.models.fusion`.
+    losses (each only on rows that have that modality), see :mod:`ipguard.nets.fusion`.
     Takes only plain arguments, so ``FusionClassifier.load_from_checkpoint(path)`` rebuilds it
     without Hydra or the training config.
     """

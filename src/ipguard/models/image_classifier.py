@@ -7,15 +7,15 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ipguard.models.image import ImageNetwork
 from ipguard.models.module import ListingClassifier
+from ipguard.nets.image import ImageNetwork
 
 
 class ImageClassifier(ListingClassifier):
     """An image backbone (EfficientNet-Lite, torchvision, ``tiny_cnn``) scoring the primary image.
 
     ``freeze_backbone=True`` trains the head alone on features the data module computes once
-    per image (see :mod:`ipguard.models.embedder`); ``freeze_backbone_epochs`` with a lower
+    per image (see :mod:`ipguard.nets.embedder`); ``freeze_backbone_epochs`` with a lower
     ``lr`` than ``head_lr`` fine-tunes the whole network after a frozen warm-up instead.
     Takes only plain arguments, so ``ImageClassifier.load_from_checkpoint(path)`` rebuilds it
     without Hydra or the training config.

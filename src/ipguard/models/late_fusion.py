@@ -1,6 +1,6 @@
 """Late fusion (``model=late_fusion``): stack separately trained image and text models.
 
-Where the fused network (:mod:`ipguard.models.fusion`) learns all modalities at once, late
+Where the fused network (:mod:`ipguard.nets.fusion`) learns all modalities at once, late
 fusion keeps the image and text models a team already trained, registered and trusts, and
 learns only how to weigh them: a logistic regression over
 

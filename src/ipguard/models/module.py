@@ -16,8 +16,8 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, BinaryF1Score
 
-from ipguard.models.embedder import ImageEmbedder
 from ipguard.models.losses import binary_loss
+from ipguard.nets.embedder import ImageEmbedder
 
 
 def _metrics(prefix: str) -> MetricCollection:

@@ -15,8 +15,8 @@ from torch import nn
 
 from ipguard.export.spec import WEIGHTS_FILE
 from ipguard.models.module import ListingClassifier
-from ipguard.models.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.models.text_checks import check_text_training_data
+from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 
 #: the text every text model reads, recorded in the spec so serving builds the same
 TEXT_PREPROCESSING = {"text": "model_text(title, description)"}

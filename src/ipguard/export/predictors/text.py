@@ -57,7 +57,7 @@ class TfidfPredictor:
 
 
 def _network(spec: ModelSpec, folder: Path) -> torch.nn.Module:
-    from ipguard.models.text import HashedTextNetwork, MiniLMNetwork
+    from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 
     args = dict(spec.network)
     if spec.kind == "text_fasttext":
