@@ -8,7 +8,7 @@ Every model is trained by ``ipguard.train`` exactly as ``ipguard-train`` would, 
 demo data (2000 listings, leakage-safe group split) with one seed, so every model sees the same
 test split; the script checks that by comparing the ``splits.csv`` each run saved, and stops if
 they differ. Each model is then scored on that test split through its *exported* model folder
-(:class:`ipguard.export.scorer.ListingScorer`, the serving path), and the table reports:
+(:class:`ipguard.serving.scorer.ListingScorer`, the serving path), and the table reports:
 
 * AUROC and average precision of the calibrated score;
 * recall and precision at the reject threshold, which each run fitted on its validation split
@@ -79,7 +79,7 @@ def _test_metrics(model_dir: Path, frame: pd.DataFrame, root: Path) -> pd.DataFr
     """Score the test split through the exported model and measure it at its own policy."""
     from ipguard.data.datasets import label_array
     from ipguard.evaluation.metrics import metrics_with_ci
-    from ipguard.export.scorer import ListingScorer
+    from ipguard.serving.scorer import ListingScorer
 
     scorer = ListingScorer.load(model_dir)
     request = frame.drop(columns=["label"]).assign(

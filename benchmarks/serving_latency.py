@@ -80,10 +80,10 @@ def register_models(work: Path, tracking_uri: str) -> tuple[Path, float]:
     import torch
     from mlflow.tracking import MlflowClient
 
-    from ipguard.export.onnx import add_onnx
-    from ipguard.export.package import write_model_dir
-    from ipguard.export.registry import log_and_register
     from ipguard.models.image_classifier import ImageClassifier
+    from ipguard.registry.package import write_model_dir
+    from ipguard.registry.registration import log_and_register
+    from ipguard.serving.onnx import add_onnx
 
     torch.manual_seed(0)
     module = ImageClassifier(BACKBONE, image_size=IMAGE_SIZE)
@@ -127,8 +127,8 @@ def network_timings(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from safetensors.torch import load_model
 
-    from ipguard.export.onnx import open_session
     from ipguard.nets.image import ImageNetwork
+    from ipguard.serving.onnx import open_session
 
     network = ImageNetwork(BACKBONE, image_size=IMAGE_SIZE).eval()
     load_model(network, str(folder / "weights.safetensors"))
@@ -175,7 +175,7 @@ def served_timings(
     """
     import mlflow
 
-    from ipguard.export.local_server import serve_locally
+    from ipguard.serving.local_server import serve_locally
 
     inprocess: dict[str, Any] = {}
     rest: dict[str, Any] = {}

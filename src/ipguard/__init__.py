@@ -21,7 +21,7 @@ _EXPORTS = {
     "TrainResult": "ipguard.training",
     "generate_demo_data": "ipguard.data.synthetic",
     "load_manifest": "ipguard.data.schema",
-    "ListingScorer": "ipguard.export.scorer",
+    "ListingScorer": "ipguard.serving.scorer",
     "Policy": "ipguard.evaluation.policy",
     "normalize": "ipguard.text.normalize",
 }

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ipguard.evaluation.policy import Policy
 from ipguard.evaluation.report import EvaluationReport
-from ipguard.export.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
+from ipguard.serving.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def _registry_version(client: Any, uri: str) -> tuple[str | None, str | None, di
 
 
 def _from_folder(folder: Path) -> LoadedModel:
-    from ipguard.export.scorer import ListingScorer
+    from ipguard.serving.scorer import ListingScorer
 
     if not (folder / SPEC_FILE).is_file():
         raise ValueError(
@@ -296,8 +296,8 @@ def _from_checkpoint(path: Path, cfg: DictConfig, scratch: Path) -> LoadedModel:
     import torch
 
     from ipguard.evaluation.calibration import IdentityCalibrator
-    from ipguard.export.package import write_model_dir
-    from ipguard.export.scorer import ListingScorer
+    from ipguard.registry.package import write_model_dir
+    from ipguard.serving.scorer import ListingScorer
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     hparams = dict(checkpoint.get("hyper_parameters") or {})

@@ -53,7 +53,7 @@ class TrainResult:
     run_id: str | None = None
     best_checkpoint: Path | None = None
     model_dir: Path | None = None
-    registered: Any = None  # ipguard.export.registry.RegisteredVersion
+    registered: Any = None  # ipguard.registry.registration.RegisteredVersion
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary_line(self) -> str:
@@ -349,9 +349,9 @@ def _register(
 ) -> tuple[Any, Path]:
     import mlflow
 
-    from ipguard.export.package import write_model_dir
-    from ipguard.export.registry import log_and_register, request_example
     from ipguard.provenance import config_hash, git_commit
+    from ipguard.registry.package import write_model_dir
+    from ipguard.registry.registration import log_and_register, request_example
 
     headline = {
         "test_auroc": result.metrics.get("test/auroc", float("nan")),
@@ -369,7 +369,7 @@ def _register(
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
     if cfg.get("onnx"):
-        from ipguard.export.onnx import ONNX_KINDS, add_onnx
+        from ipguard.serving.onnx import ONNX_KINDS, add_onnx
 
         if spec.kind in ONNX_KINDS:
             add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ipguard.config import compose
-from ipguard.export.scorer import ListingScorer
-from ipguard.export.spec import ModelSpec, folder_in_logged_model
+from ipguard.serving.scorer import ListingScorer
+from ipguard.serving.spec import ModelSpec, folder_in_logged_model
 from ipguard.training import train
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from tiny_registry import TinyStore, subprocess_env, train_tiny_model
 
 from ipguard.config import compose
 from ipguard.export.promotion import GateRule, gate
-from ipguard.export.scorer import ListingScorer
+from ipguard.serving.scorer import ListingScorer
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from tiny_registry import TinyStore, request_rows, subprocess_env, train_tiny_model
 
-from ipguard.export.local_server import serve_locally
+from ipguard.serving.local_server import serve_locally
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import torch
 
 from ipguard.data.tabular import FEATURE_DIM, TabularFeaturizer
 from ipguard.evaluation.policy import Policy
-from ipguard.export.package import write_model_dir
-from ipguard.export.scorer import ListingScorer
 from ipguard.models.fusion_classifier import FusionClassifier
 from ipguard.nets.fusion import FusionNetwork
+from ipguard.registry.package import write_model_dir
+from ipguard.serving.scorer import ListingScorer
 
 HIDDEN = 8
 SIZE = 32

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ipguard.data.schema import coerce_price, load_manifest
+from ipguard.data.coercion import coerce_price
+from ipguard.data.schema import load_manifest
 
 
 @pytest.mark.parametrize(

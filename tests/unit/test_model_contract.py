@@ -15,10 +15,10 @@ import pytest
 import torch
 from mlflow.exceptions import MlflowException
 
-from ipguard.export.package import write_model_dir
-from ipguard.export.registry import pyfunc_arguments
-from ipguard.export.scorer import OUTPUT_COLUMNS, ListingScorer
 from ipguard.models.image_classifier import ImageClassifier
+from ipguard.registry.package import write_model_dir
+from ipguard.registry.registration import pyfunc_arguments
+from ipguard.serving.scorer import OUTPUT_COLUMNS, ListingScorer
 
 NOT_AN_IMAGE = base64.b64encode(b"<html>404</html>").decode()
 

@@ -14,7 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ipguard.export.onnx import (
+from ipguard.models.image_classifier import ImageClassifier
+from ipguard.nets.image import ImageNetwork
+from ipguard.registry.package import write_model_dir
+from ipguard.registry.registration import pyfunc_arguments
+from ipguard.serving.onnx import (
     ONNX_DATA_FILE,
     ONNX_FILE,
     PARITY_FILE,
@@ -24,12 +28,8 @@ from ipguard.export.onnx import (
     export_onnx,
     open_session,
 )
-from ipguard.export.package import write_model_dir
-from ipguard.export.registry import pyfunc_arguments
-from ipguard.export.scorer import ListingScorer
-from ipguard.export.spec import ModelSpec
-from ipguard.models.image_classifier import ImageClassifier
-from ipguard.nets.image import ImageNetwork
+from ipguard.serving.scorer import ListingScorer
+from ipguard.serving.spec import ModelSpec
 
 SIZES = {"tiny_cnn": 32, "resnet18": 64}
 

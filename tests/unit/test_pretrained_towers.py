@@ -21,12 +21,12 @@ from PIL import Image
 from ipguard.data.datasets import ListingDataset
 from ipguard.data.embeddings import image_embeddings
 from ipguard.data.transforms import Preprocessing, build_eval_transform
-from ipguard.export.package import write_model_dir
-from ipguard.export.scorer import ListingScorer
 from ipguard.models.fusion_classifier import FusionClassifier
 from ipguard.models.image_classifier import ImageClassifier
 from ipguard.nets.efficientnet_lite import LITE_BACKBONES, LITE_MEAN, LITE_STD
 from ipguard.nets.image import create_backbone, list_backbones, resolve_pretrained
+from ipguard.registry.package import write_model_dir
+from ipguard.serving.scorer import ListingScorer
 
 SIZE = 32
 MILITARY_UNIFORM = 652  # ImageNet class of matplotlib's portrait of Grace Hopper

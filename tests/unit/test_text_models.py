@@ -17,12 +17,12 @@ from torch.utils.data import DataLoader
 
 from ipguard.evaluation.calibration import IdentityCalibrator
 from ipguard.evaluation.policy import Policy
-from ipguard.export.package import write_model_dir
-from ipguard.export.scorer import ListingScorer
 from ipguard.models.text_checks import DegenerateTextDataError, check_text_training_data
 from ipguard.models.text_classifier import FastTextClassifier, MiniLMClassifier
 from ipguard.models.tfidf_classifier import TfidfClassifier
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork, minilm_path
+from ipguard.registry.package import write_model_dir
+from ipguard.serving.scorer import ListingScorer
 from ipguard.text.normalize import model_text
 
 SEPARABLE = [
@@ -255,7 +255,7 @@ def test_minilm_export_carries_its_encoder_and_serves_the_same_scores(
 def test_minilm_pyfunc_pins_transformers_and_tokenizers_other_kinds_do_not() -> None:
     from importlib.metadata import version
 
-    from ipguard.export.registry import pip_requirements
+    from ipguard.registry.registration import pip_requirements
 
     minilm = pip_requirements("text_minilm")
     assert f"transformers=={version('transformers')}" in minilm

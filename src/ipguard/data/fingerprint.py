@@ -14,15 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
 from ipguard.data.schema import (
     MANIFEST_COLUMNS,
     SOURCE_FILE,
     SOURCE_ROW,
     ManifestError,
     Problem,
-    coerce_price,
-    coerce_text,
-    coerce_timestamp,
 )
 
 __all__ = ["dataset_fingerprint"]

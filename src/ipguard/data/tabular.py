@@ -96,7 +96,7 @@ def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
 
 def _prices(frame: pd.DataFrame) -> np.ndarray:
     """Listing prices as float64; NaN where absent, unparsable, infinite or not positive."""
-    from ipguard.data.schema import coerce_price
+    from ipguard.data.coercion import coerce_price
 
     if "price" not in frame.columns:
         return np.full(len(frame), np.nan)

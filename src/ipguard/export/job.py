@@ -10,7 +10,7 @@ pyfunc ``train`` registers, tagged with its provenance and pointed at by ``chall
 A checkpoint carries no calibrator and no policy: they are fitted on a labelled manifest's rows
 (``manifest=``, usually the training run's validation split: ``split=val
 split_file=<run>/splits.csv``), or taken from a previous model folder (``calibration_from=``).
-Fitting scores the rows through :class:`ipguard.export.scorer.ListingScorer`, the code the pyfunc
+Fitting scores the rows through :class:`ipguard.serving.scorer.ListingScorer`, the code the pyfunc
 runs, so the calibrator sees exactly the raw scores the served model will produce.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard.export.onnx import ONNX_DATA_FILE, ONNX_FILE, ONNX_KINDS, PARITY_FILE, add_onnx
-from ipguard.export.spec import SPEC_FILE, ModelSpec
+from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, ONNX_KINDS, PARITY_FILE, add_onnx
+from ipguard.serving.spec import SPEC_FILE, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ UNKNOWN = "unknown"
 class ExportResult:
     """What an export produced; ``summary_line`` is the one line scripts parse."""
 
-    registered: Any  # ipguard.export.registry.RegisteredVersion
+    registered: Any  # ipguard.registry.registration.RegisteredVersion
     model_dir: Path
     tracking_uri: str
     run_id: str
@@ -76,8 +76,8 @@ def export(cfg: DictConfig) -> ExportResult:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from ipguard.export.registry import log_and_register
     from ipguard.provenance import config_hash, git_commit
+    from ipguard.registry.registration import log_and_register
     from ipguard.tracking import configure_tracking
     from ipguard.training import resolve_output_dir
 
@@ -155,7 +155,7 @@ def _from_checkpoint(path: Path, cfg: DictConfig, folder: Path) -> _Source:
     import torch
 
     from ipguard.evaluate import checkpoint_class
-    from ipguard.export.package import write_model_dir
+    from ipguard.registry.package import write_model_dir
 
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={path}: no such checkpoint file")
@@ -196,7 +196,7 @@ def _network(source: _Source) -> Any:
     """The torch network to export: the module's, or the one serving rebuilds from the folder."""
     if source.network is not None:
         return source.network
-    from ipguard.export.predictors import build_predictor
+    from ipguard.serving.predictors import build_predictor
 
     return build_predictor(source.spec, source.folder, runtime="torch").tower.network
 
@@ -252,8 +252,8 @@ def _fit_on_manifest(
     from ipguard.evaluation.calibration import fit_calibrator
     from ipguard.evaluation.metrics import headline_metrics
     from ipguard.evaluation.policy import fit_policy_from_settings
-    from ipguard.export.registry import request_example
-    from ipguard.export.scorer import ListingScorer
+    from ipguard.registry.registration import request_example
+    from ipguard.serving.scorer import ListingScorer
 
     if cfg.get("split") and not cfg.get("split_file"):
         raise ValueError(

@@ -9,7 +9,7 @@ learns only how to weigh them: a logistic regression over
 (the tabular features are :class:`ipguard.data.tabular.TabularFeaturizer`'s price and brand
 facts). The base models are given as model URIs (``models:/ipguard-image@challenger``) or
 local exported model folders, and are run through their own serving code
-(:class:`ipguard.export.scorer.ListingScorer`), so the stacker sees exactly the scores the
+(:class:`ipguard.serving.scorer.ListingScorer`), so the stacker sees exactly the scores the
 served base models produce.
 
 **Which rows the stacker is fitted on.** Not the training split: the base models were fitted
@@ -31,39 +31,21 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ipguard.data.tabular import FEATURE_NAMES as TABULAR_FEATURE_NAMES
 from ipguard.data.tabular import TabularFeaturizer
-from ipguard.export.inputs import ScoringInputs, collect_inputs
-from ipguard.export.spec import SPEC_FILE, folder_in_logged_model
+from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
+from ipguard.serving.inputs import collect_inputs
+from ipguard.serving.spec import SPEC_FILE, folder_in_logged_model
+from ipguard.serving.stacking import stacking_features
 
-#: inputs of the stacker, in order
-STACK_FEATURE_NAMES: tuple[str, ...] = (
-    "image_logit",
-    "image_missing",
-    "text_logit",
-    "text_missing",
-    *TABULAR_FEATURE_NAMES,
-)
 #: where the base models live inside an exported late-fusion model
 BASES_DIR = "bases"
 BASE_ROLES = ("image", "text")
-_EPS = 1e-6
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q / (1 - q))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def resolve_model_folder(source: str | Path, download_dir: str | Path) -> Path:
@@ -104,28 +86,6 @@ def resolve_model_folder(source: str | Path, download_dir: str | Path) -> Path:
             f"names no 'model_dir' artifact holding {SPEC_FILE})"
         )
     return folder
-
-
-def stacking_features(
-    inputs: ScoringInputs, bases: dict[str, Any], featurizer: TabularFeaturizer
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stacker's input matrix, plus the image and text base scores (NaN where absent).
-
-    ``bases`` maps ``"image"`` and ``"text"`` to loaded :class:`ListingScorer` objects; each
-    base model's uncalibrated score is used, NaN (no usable image, no text) becoming a 0 logit
-    and a missing flag. Shared by training and serving so the two cannot drift.
-    """
-    image = bases["image"].predictor.predict(inputs)[0]
-    text = bases["text"].predictor.predict(inputs)[0]
-    image_missing, text_missing = np.isnan(image), np.isnan(text)
-    columns = [
-        np.where(image_missing, 0.0, _logit(np.nan_to_num(image, nan=0.5))),
-        image_missing.astype(np.float64),
-        np.where(text_missing, 0.0, _logit(np.nan_to_num(text, nan=0.5))),
-        text_missing.astype(np.float64),
-    ]
-    tabular = featurizer.transform(inputs.frame).astype(np.float64)
-    return np.column_stack([*columns, tabular]), image, text
 
 
 def _absolute_images(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
@@ -179,7 +139,7 @@ class LateFusionClassifier:
     def bases(self) -> dict[str, Any]:
         """The base models as loaded scorers, fetched on first use."""
         if self._bases is None:
-            from ipguard.export.scorer import ListingScorer
+            from ipguard.serving.scorer import ListingScorer
 
             self._download_dir = tempfile.TemporaryDirectory(prefix="ipguard-late-fusion-")
             self._bases = {}
@@ -283,13 +243,3 @@ class LateFusionClassifier:
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(self._folders[role], target)
-
-
-def predict_stacker(features: np.ndarray, coef: Sequence[float], intercept: float) -> np.ndarray:
-    """The logistic regression's P(infringing), in NumPy (serving has no scikit-learn model)."""
-    coef = np.asarray(coef, dtype=np.float64)
-    if features.shape[1] != len(coef):
-        raise ValueError(
-            f"late fusion: expected {len(coef)} stacking features, found {features.shape[1]}"
-        )
-    return sigmoid(features @ coef + float(intercept))

@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ipguard.export.spec import WEIGHTS_FILE
 from ipguard.models.module import ListingClassifier
 from ipguard.models.text_checks import check_text_training_data
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
+from ipguard.serving.spec import WEIGHTS_FILE
 
 #: the text every text model reads, recorded in the spec so serving builds the same
 TEXT_PREPROCESSING = {"text": "model_text(title, description)"}

@@ -7,7 +7,7 @@ from typing import Any
 
 from safetensors.torch import save_model
 
-from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 
 def write_model_dir(

@@ -1,6 +1,6 @@
 """One predictor per model kind: rebuilds the network from the spec and scores inputs.
 
-A predictor turns :class:`ipguard.export.inputs.ScoringInputs` into three arrays per row:
+A predictor turns :class:`ipguard.serving.inputs.ScoringInputs` into three arrays per row:
 the uncalibrated score, the image score and the text score (NaN where not available).
 New kinds register here by module path, so serving imports only what its kind needs.
 """
@@ -13,16 +13,16 @@ from typing import Protocol
 
 import numpy as np
 
-from ipguard.export.inputs import ScoringInputs
-from ipguard.export.spec import ModelSpec
+from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.spec import ModelSpec
 
 PREDICTORS = {
-    "image": "ipguard.export.predictors.image:ImagePredictor",
-    "text_tfidf": "ipguard.export.predictors.text:TfidfPredictor",
-    "text_fasttext": "ipguard.export.predictors.text:NeuralTextPredictor",
-    "text_minilm": "ipguard.export.predictors.text:NeuralTextPredictor",
-    "fusion": "ipguard.export.predictors.fusion:FusionPredictor",
-    "late_fusion": "ipguard.export.predictors.fusion:LateFusionPredictor",
+    "image": "ipguard.serving.predictors.image:ImagePredictor",
+    "text_tfidf": "ipguard.serving.predictors.text:TfidfPredictor",
+    "text_fasttext": "ipguard.serving.predictors.text:NeuralTextPredictor",
+    "text_minilm": "ipguard.serving.predictors.text:NeuralTextPredictor",
+    "fusion": "ipguard.serving.predictors.fusion:FusionPredictor",
+    "late_fusion": "ipguard.serving.predictors.fusion:LateFusionPredictor",
 }
 
 

@@ -20,11 +20,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from ipguard.export.scorer import RUNTIMES
-from ipguard.export.signature import model_signature
-from ipguard.export.spec import MODEL_DIR_ARTIFACT, ModelSpec
+from ipguard.serving.scorer import RUNTIMES
+from ipguard.serving.signature import model_signature
+from ipguard.serving.spec import MODEL_DIR_ARTIFACT, ModelSpec
 
-SCREENER_FILE = Path(__file__).with_name("screener.py")
+SCREENER_FILE = Path(__file__).parents[1] / "serving" / "screener.py"
 PROVENANCE_TAGS = ("git_commit", "data_fingerprint", "config_hash")
 
 
@@ -157,9 +157,9 @@ def log_and_register(
 
     ``runtime`` is the one the pyfunc uses unless a service asks for another at load time
     (``mlflow.pyfunc.load_model(uri, model_config={"runtime": "onnx"})``); ``"onnx"`` needs the
-    folder to hold an ONNX export (see ``ipguard.export.onnx.add_onnx``).
+    folder to hold an ONNX export (see ``ipguard.serving.onnx.add_onnx``).
     """
-    from ipguard.export.onnx import ONNX_FILE
+    from ipguard.serving.onnx import ONNX_FILE
 
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime: expected one of {RUNTIMES}, found {runtime!r}")

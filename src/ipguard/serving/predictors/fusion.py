@@ -3,7 +3,7 @@
 Both rebuild everything from the spec and the model folder: the network from
 ``spec.network`` and its safetensors weights (or, for late fusion, the base models copied
 into the folder), the image preprocessing from ``spec.preprocessing`` through
-:class:`~ipguard.export.predictors.image.ImageTower`, and the tabular features from the
+:class:`~ipguard.serving.predictors.image.ImageTower`, and the tabular features from the
 featurizer stored in ``spec.extras["tabular"]``. A row without a usable image is scored with
 a zero image and ``image_present=0``, exactly as the network saw such rows in training.
 """
@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ipguard.export.inputs import ScoringInputs
-from ipguard.export.predictors.image import ImageTower, sigmoid
-from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker, sigmoid
+from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.predictors.image import ImageTower
+from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.serving.stacking import stacking_features
 
 BATCH = 64
 
@@ -92,8 +94,7 @@ class LateFusionPredictor:
     """The logistic-regression stacker over the image and text base models in ``bases/``."""
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from ipguard.export.scorer import ListingScorer
-        from ipguard.models.late_fusion import STACK_FEATURE_NAMES
+        from ipguard.serving.scorer import ListingScorer
 
         _torch_only(spec, runtime)
         network = spec.network
@@ -112,7 +113,5 @@ class LateFusionPredictor:
         self.needs_images = any(b.predictor.needs_images for b in self.bases.values())
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from ipguard.models.late_fusion import predict_stacker, stacking_features
-
         features, image, text = stacking_features(inputs, self.bases, self.featurizer)
         return predict_stacker(features, self.coef, self.intercept), image, text

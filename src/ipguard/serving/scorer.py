@@ -14,9 +14,9 @@ import pandas as pd
 
 from ipguard.evaluation.calibration import calibrator_from_dict
 from ipguard.evaluation.policy import Policy
-from ipguard.export.inputs import FLAG_SEPARATOR, collect_inputs
-from ipguard.export.predictors import build_predictor
-from ipguard.export.spec import ModelSpec
+from ipguard.serving.inputs import FLAG_SEPARATOR, collect_inputs
+from ipguard.serving.predictors import build_predictor
+from ipguard.serving.spec import ModelSpec
 
 #: one output row per input row, in request order, with these columns and types
 OUTPUT_TYPES = {

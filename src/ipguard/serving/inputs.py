@@ -7,7 +7,7 @@ its row a flag instead of failing the request. That is why the MLflow signature 
 column ``Any`` (see ``signature.py``): the types below are enforced here, per row.
 
 Values are coerced exactly as the manifest reader coerces training data
-(:func:`ipguard.data.schema.coerce_text` and friends), so a listing scores the same whether it
+(:func:`ipguard.data.coercion.coerce_text` and friends), so a listing scores the same whether it
 came from a manifest or a request.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
 from ipguard.data.images import decode_base64_image, decode_image
-from ipguard.data.schema import coerce_price, coerce_text, coerce_timestamp
 
 FLAG_SEPARATOR = ","
 

@@ -3,7 +3,7 @@
 MLflow copies this file into the model and executes it at load time (``set_model``), so no
 pickled object is ever deserialised: the model loads with
 ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``. Everything heavy lives in
-:class:`ipguard.export.scorer.ListingScorer`; this shell only wires it to MLflow.
+:class:`ipguard.serving.scorer.ListingScorer`; this shell only wires it to MLflow.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ class ListingScreener(PythonModel):
     """reject / review / approve for each listing, per ipguard's model contract."""
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
-        from ipguard.export.scorer import ListingScorer
-        from ipguard.export.spec import MODEL_DIR_ARTIFACT
+        from ipguard.serving.scorer import ListingScorer
+        from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 
         config = context.model_config or {}
         self.scorer = ListingScorer.load(
@@ -27,7 +27,7 @@ class ListingScreener(PythonModel):
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
-        from ipguard.export.scorer import with_nulls
+        from ipguard.serving.scorer import with_nulls
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return with_nulls(self.scorer.score(frame))  # null, not NaN, in REST responses

@@ -5,8 +5,8 @@ signature *before* ``predict`` runs and rejects the whole request when one colum
 its type: a single price "abc", integer prices against ``double``, or a one-row request whose
 title is the number 123 would each fail every listing in the batch (MLflow 3.17 raises
 "Failed to enforce schema"). The contract says a bad row is scored with what is usable and
-flagged, so the types (:data:`ipguard.export.inputs.INPUT_COLUMNS`) are enforced per row in
-:func:`ipguard.export.inputs.collect_inputs` instead. The signature still names every column
+flagged, so the types (:data:`ipguard.serving.inputs.INPUT_COLUMNS`) are enforced per row in
+:func:`ipguard.serving.inputs.collect_inputs` instead. The signature still names every column
 and makes ``listing_id`` required: a request without it is refused with HTTP 400, because
 without ids the service could not tell which decision belongs to which listing.
 """
@@ -17,8 +17,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
-from ipguard.export.inputs import INPUT_COLUMNS, REQUIRED_INPUTS
-from ipguard.export.scorer import OUTPUT_TYPES
+from ipguard.serving.inputs import INPUT_COLUMNS, REQUIRED_INPUTS
+from ipguard.serving.scorer import OUTPUT_TYPES
 
 
 def model_signature() -> ModelSignature:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ipguard.export.inputs import ScoringInputs
-from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 BATCH = 64
 

@@ -7,14 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ipguard.export.inputs import ScoringInputs
-from ipguard.export.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.nets.stacker import sigmoid
+from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 BATCH = 64
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class ImageTower:
@@ -68,7 +65,7 @@ class ImagePredictor:
         load_model(network, str(Path(folder) / WEIGHTS_FILE))
         session = None
         if runtime == "onnx":
-            from ipguard.export.onnx import open_session
+            from ipguard.serving.onnx import open_session
 
             session = open_session(folder)
         self.tower = ImageTower(network, spec.preprocessing, session)

@@ -1,0 +1,1 @@
+"""Packaging a model folder, registering it in MLflow with its tags."""
