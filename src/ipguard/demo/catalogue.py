@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ipguard.data.schema import MANIFEST_COLUMNS
+from ipguard.data.synthetic import Market  # the storefront record both generators share
 from ipguard.demo.studio import (
     MARK_DEFECTS,
     PATTERNS,
@@ -140,14 +141,6 @@ CURRENCIES: dict[str, Currency] = {
     "JPY": Currency("JPY", 151.0, 1.05, 100.0, 0.0),
     "IDR": Currency("IDR", 15800.0, 1.10, 1000.0, 0.0),
 }
-
-
-@dataclass(frozen=True)
-class Market:
-    country: str
-    language: str
-    currency: str
-    weight: float
 
 
 MARKETS: tuple[Market, ...] = (
