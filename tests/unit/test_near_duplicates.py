@@ -493,7 +493,7 @@ def test_signature_clusters_find_every_pair_a_brute_force_search_finds(studio) -
     hashes = image_hashes([catalogue.root / p for p in files["image_path"]], kind="signature")
     cells = _parse_signatures(list(dict.fromkeys(hashes)))
     distance = DEFAULT_MAX_DISTANCE["signature"]
-    left, right, compared = _close_signature_pairs(cells, distance)
+    left, right, _, compared = _close_signature_pairs(cells, distance)
     expected = {
         (a, b)
         for a in range(len(cells))

@@ -367,11 +367,41 @@ def test_a_giant_group_of_chained_photos_is_broken_up_and_the_split_goes_on(
     assert report.largest_group_share_before_guard == 1.0
     assert report.oversized_groups == 1
     assert report.near_duplicate_links_dropped > 0 and report.near_duplicate_links == 0
+    assert report.guard_kept_distance == -1  # identical photos chain them: no link can stay
     assert report.groups == 60 and report.largest_group_rows == 5  # the sellers, whole
     assert (result.splits.groupby(df["seller_id"]).nunique() == 1).all()
     assert set(result.splits) == set(SPLITS)
     assert "held more than SplitConfig.max_group_share=0.2" in caplog.text
     assert "data.split.near_duplicates=false" in caplog.text
+
+
+def test_the_guard_drops_the_weakest_links_and_keeps_exact_copies_together(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Seller s shows its own photo and a look-alike of seller s+1's (3 bits off): weak links
+    # chain all 60 sellers. Seller 10 also shows an exact copy of seller 40's photo.
+    rows, hashes = [], []
+    for seller in range(60):
+        for k in range(5):
+            rows.append({"listing_id": f"L{seller}-{k}", "seller_id": f"s{seller}",
+                         "label": "infringing" if seller % 4 == 0 else "genuine"})  # fmt: skip
+            own = int(_photo(seller), 16)
+            look_alike = int(_photo(seller + 1), 16) ^ 0b111
+            photo = own if k < 3 else look_alike
+            if seller == 10 and k == 4:
+                photo = int(_photo(40), 16)
+            hashes.append(f"{photo:016x}")
+    df = pd.DataFrame(rows)
+    with caplog.at_level(logging.WARNING):
+        result = split_manifest(df, hashes=hashes)
+    report = result.report
+    assert report.largest_group_share_before_guard == 1.0
+    assert report.guard_kept_distance == 0 and report.near_duplicate_links_dropped > 0
+    assert report.largest_group_rows == 10  # sellers 10 and 40, joined by the exact copy
+    splits = result.splits.groupby(df["seller_id"]).agg(["nunique", "first"])
+    assert (splits["nunique"] == 1).all()
+    assert splits.loc["s10", "first"] == splits.loc["s40", "first"]
+    assert "photo links up to distance 0 kept" in caplog.text
 
 
 def test_the_guard_leaves_photo_links_outside_the_giant_group_alone() -> None:

@@ -10,8 +10,8 @@ Two hashes, because catalogue photos defeat the classic one:
 - ``kind="phash"``: imagehash's 64-bit pHash, 16 hex digits, compared by Hamming distance.
   It is what most tools use, but on studio product shots (light background, one centred
   product, the same framing for every item) it sees mostly the shared layout: on the
-  catalogue-like demo data (:mod:`ipguard.demo.catalogue`) 0.3% of pairs of *different*
-  items lie within 4 bits, while a copy cropped by 3% drifts by up to 20 bits.
+  catalogue-like demo data (:mod:`ipguard.demo.catalogue`) 1 in 285 pairs of *different*
+  items lies within 4 bits, while a quarter of re-uploaded copies drift further (up to 14).
 - ``kind="signature"`` (what splits use): a *photo signature* of the product itself. The
   picture is aligned on its product (trimmed mean and interquartile width of everything
   that differs from the backdrop, to a fraction of a pixel), so cropping or resizing the backdrop
@@ -119,22 +119,24 @@ _TO_YCBCR = np.array(
     dtype=np.float32,
 )
 _GREY = np.array([128.0, 128.0, 128.0], dtype=np.float32)
-_SHRINK = 1.5
+_SHRINK = 1.5  # cell differences this small are the backdrop, exactly (see photo_signature)
 
 # --- signature band index -------------------------------------------------------------------
 # Candidates come from bands as for pHashes, but a band is not a run of hash bits: it is the
 # grid cell that _BAND_PROJECTIONS fixed random projections of the signature fall in
 # (p-stable locality-sensitive hashing). Bits of a fixed hash of studio photos agree far more
-# often than chance (the shared layout): on the 3,000-listing catalogue 3% of all pairs share
-# one of the 5 bands of their 64-bit pHashes, against 0.08% for random hashes. Projections
-# of the product's cells have no such bias. The cell width scales with the distance asked for,
-# so a pair within it shares some band with high probability: on that catalogue all 390 pairs
-# within 200 were found while 0.1% of all pairs were compared (docs/data.md).
-_BANDS = 64
-_BAND_PROJECTIONS = 10
-_CELL_PER_DISTANCE = 0.8
+# often than chance (the shared layout): on the 3,000-listing catalogue 4.7% of all pairs
+# share one of the 5 bands of their 64-bit pHashes, against 0.085% for random hashes.
+# Projections of the product's cells have no such bias. The cell width scales with the
+# distance asked for, so a pair within it shares some band with high probability: all 412
+# pairs within 200 of that catalogue were found comparing 0.55 pairs per row; at 200,000
+# listings 19 pairs per row were compared (docs/data.md).
+_BANDS = 96
+_BAND_PROJECTIONS = 16
+_CELL_PER_DISTANCE = 0.9
 _PROJECTION_SEED = 20240611
-_VERIFY_CHUNK = 65536
+_VERIFY_CHUNK = 65536  # pairs whose distance is computed at once
+_KEY_BLOCK = 4096  # signatures projected at once (a block of cells is ~50 MB)
 
 
 def image_hash(path: str | Path, *, kind: HashKind = "phash") -> str | None:
@@ -292,6 +294,9 @@ class PhotoClusters:
     """Pairs of distinct hashes the band index proposed and whose distance was computed."""
     close_pairs: int
     """Of those, the pairs within ``max_distance``."""
+    distance_to_leader: np.ndarray
+    """Per item, its hash's distance to its cluster leader's (0 for a leader or a missing hash):
+    how strong the link that put it in the cluster is."""
 
     @property
     def linked(self) -> int:
@@ -330,25 +335,28 @@ def near_duplicate_clusters(
     inverse = np.fromiter((lookup[t] for t in texts), dtype=np.int64, count=len(texts))
     distinct = list(lookup)
     if kind == "signature":
-        left, right, compared = _close_signature_pairs(_parse_signatures(distinct), distance)
+        left, right, gaps, compared = _close_signature_pairs(_parse_signatures(distinct), distance)
     elif kind == "phash":
         values = np.array([int(t, 16) for t in distinct], dtype=np.uint64)
-        left, right, compared = _close_phash_pairs(values, distance)
+        left, right, gaps, compared = _close_phash_pairs(values, distance)
     else:
-        left = right = np.zeros(0, dtype=np.int64)
+        left = right = gaps = np.zeros(0, dtype=np.int64)
         compared = 0
-    leader = _leaders(len(distinct), left, right)
+    leader, gap_to_leader = _leaders(len(distinct), left, right, gaps)
 
     labels = np.empty(len(hashes), dtype=np.int64)
     labels[present] = leader[inverse]
     n_missing = int((~present).sum())
     labels[~present] = len(distinct) + np.arange(n_missing)
+    to_leader = np.zeros(len(hashes), dtype=np.int64)
+    to_leader[present] = gap_to_leader[inverse]
     return PhotoClusters(
         labels=_dense_in_order_of_appearance(labels),
         kind=kind,
         max_distance=int(distance),
         candidate_pairs=int(compared),
         close_pairs=len(left),
+        distance_to_leader=to_leader,
     )
 
 
@@ -521,16 +529,24 @@ def _weighted_quantiles(masses: np.ndarray) -> tuple[float, float, float]:
     return float(q25), float(centre), float(q75)
 
 
-def _close_phash_pairs(values: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(left, right, compared): distinct pHash pairs within ``max_distance`` bits, left < right.
+_Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 
-    Exact: candidates from ``max_distance + 1`` pigeonhole bands (see near_duplicate_groups).
-    """
+
+def _no_pairs() -> _Pairs:
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, empty, 0
+
+
+def _close_phash_pairs(values: np.ndarray, max_distance: int) -> _Pairs:
+    """(left, right, distance, compared): distinct pHash pairs within ``max_distance`` bits,
+    left < right. Exact: candidates from ``max_distance + 1`` pigeonhole bands."""
     n = len(values)
     if n < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+        return _no_pairs()
     if max_distance >= HASH_BITS:  # everything is close: joining all to the first suffices
-        return np.zeros(n - 1, dtype=np.int64), np.arange(1, n, dtype=np.int64), n - 1
+        right = np.arange(1, n, dtype=np.int64)
+        gaps = _popcount(values[0] ^ values[1:]).astype(np.int64)
+        return np.zeros(n - 1, dtype=np.int64), right, gaps, n - 1
     codes: list[np.ndarray] = []
     for start, width in _bands(max_distance + 1):
         band = (values >> np.uint64(start)) & np.uint64((1 << width) - 1)
@@ -538,8 +554,9 @@ def _close_phash_pairs(values: np.ndarray, max_distance: int) -> tuple[np.ndarra
             codes.append(np.minimum(first, second) * n + np.maximum(first, second))
     pairs = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
     left, right = pairs // n, pairs % n
-    close = _popcount(values[left] ^ values[right]) <= max_distance
-    return left[close], right[close], len(pairs)
+    gaps = _popcount(values[left] ^ values[right]).astype(np.int64)
+    close = gaps <= max_distance
+    return left[close], right[close], gaps[close], len(pairs)
 
 
 @cache
@@ -557,8 +574,8 @@ def _signature_band_keys(signatures: np.ndarray, max_distance: int) -> np.ndarra
     directions, offsets = _projections(_BANDS * _BAND_PROJECTIONS)
     width = max(float(max_distance), 1.0) * _CELL_PER_DISTANCE
     keys = np.empty((n, _BANDS), dtype=np.uint64)
-    for start in range(0, n, 16384):
-        block = signatures[start : start + 16384].astype(np.float32)
+    for start in range(0, n, _KEY_BLOCK):
+        block = signatures[start : start + _KEY_BLOCK].astype(np.float32)
         cells = np.floor(block @ directions.T / width + offsets).astype(np.int64)
         cells = cells.reshape(len(block), _BANDS, _BAND_PROJECTIONS).view(np.uint64)
         mixed = np.zeros((len(block), _BANDS), dtype=np.uint64)
@@ -568,13 +585,12 @@ def _signature_band_keys(signatures: np.ndarray, max_distance: int) -> np.ndarra
     return keys.view(np.int64)
 
 
-def _close_signature_pairs(
-    signatures: np.ndarray, max_distance: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(left, right, compared): distinct signature pairs within ``max_distance``, left < right."""
+def _close_signature_pairs(signatures: np.ndarray, max_distance: int) -> _Pairs:
+    """(left, right, distance, compared): distinct signature pairs within ``max_distance``,
+    left < right."""
     n = len(signatures)
     if n < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+        return _no_pairs()
     keys = _signature_band_keys(signatures, max_distance)
     codes: list[np.ndarray] = []
     for band in range(_BANDS):
@@ -585,16 +601,17 @@ def _close_signature_pairs(
         if band_codes:
             codes.append(np.unique(np.concatenate(band_codes)))
     pairs = np.unique(np.concatenate(codes)) if codes else np.zeros(0, dtype=np.int64)
-    left_parts, right_parts = [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for start in range(0, len(pairs), _VERIFY_CHUNK):
         chunk = pairs[start : start + _VERIFY_CHUNK]
         left, right = chunk // n, chunk % n
-        close = _signature_distance(signatures[left], signatures[right]) <= max_distance
-        left_parts.append(left[close])
-        right_parts.append(right[close])
-    if not left_parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
-    return np.concatenate(left_parts), np.concatenate(right_parts), len(pairs)
+        gaps = _signature_distance(signatures[left], signatures[right]).astype(np.int64)
+        close = gaps <= max_distance
+        parts.append((left[close], right[close], gaps[close]))
+    if not parts:
+        return _no_pairs()
+    left, right, gaps = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return left, right, gaps, len(pairs)
 
 
 def _signature_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -604,18 +621,22 @@ def _signature_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.maximum(gap - 1, 0).sum(axis=-1)
 
 
-def _leaders(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Leader per item for close pairs ``left < right``: the first earlier leader it is close
-    to, or itself. Items are final in index order, so one pass over the pairs sorted by
-    (right, left) decides them all."""
+def _leaders(
+    n: int, left: np.ndarray, right: np.ndarray, gaps: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leader per item for close pairs ``left < right`` (and the distance to it): the first
+    earlier leader it is close to, or itself. Items are final in index order, so one pass over
+    the pairs sorted by (right, left) decides them all."""
     leader = list(range(n))
+    to_leader = [0] * n
     leads = [True] * n
     order = np.lexsort((left, right))
-    for i, j in zip(left[order].tolist(), right[order].tolist(), strict=True):
+    pairs = zip(left[order].tolist(), right[order].tolist(), gaps[order].tolist(), strict=True)
+    for i, j, gap in pairs:
         if leads[j] and leads[i]:
-            leader[j] = i
+            leader[j], to_leader[j] = i, gap
             leads[j] = False
-    return np.asarray(leader, dtype=np.int64)
+    return np.asarray(leader, dtype=np.int64), np.asarray(to_leader, dtype=np.int64)
 
 
 def _parse_hashes(hashes: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
