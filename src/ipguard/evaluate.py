@@ -407,13 +407,6 @@ def _demo(cfg: DictConfig) -> Any:
     return ensure_demo_data(cfg.demo.dir, n=int(cfg.demo.n), seed=int(cfg.demo.seed))
 
 
-def _plain(value: Any) -> Any:
-    """An OmegaConf mapping as plain Python (None stays None), as the data contract takes it."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
 def load_listings(
     cfg: DictConfig, report_dir: Path, model: LoadedModel | None, scratch: Path
 ) -> Listings:
@@ -440,7 +433,7 @@ def load_listings(
         require_label=True,
         check_images=bool(cfg.check_images),
         rejects_path=report_dir / "rejects.csv" if quarantine else None,
-        label_values=_plain(cfg.get("label_values")),
+        label_values=cfg.get("label_values"),  # a DictConfig is a Mapping, as training passes it
         encoding=cfg.get("encoding"),
     )
     root = manifest_root(manifest)
