@@ -7,9 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from ipguard.data.columns import SOURCE_FILE
+from ipguard.data.errors import ManifestError
 from ipguard.data.fingerprint import dataset_fingerprint
-from ipguard.data.io import SOURCE_FILE, read_manifest, write_manifest
-from ipguard.data.schema import ManifestError, load_manifest
+from ipguard.data.io import read_manifest, write_manifest
+from ipguard.data.schema import load_manifest
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ipguard.data.errors import ManifestError
 from ipguard.data.folder import IGNORED_ATTR, manifest_from_folder
-from ipguard.data.schema import ManifestError, load_manifest
+from ipguard.data.schema import load_manifest
 
 
 def touch(path: Path) -> None:

@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ipguard.data.columns import SOURCE_FILE, SOURCE_ROW
+from ipguard.data.errors import ManifestError
 from ipguard.data.io import (
     MANIFEST_SUFFIXES,
-    SOURCE_FILE,
-    SOURCE_ROW,
     manifest_root,
     read_manifest,
     record_lines,
     write_manifest,
 )
-from ipguard.data.schema import ManifestError
 
 
 def small_frame(n: int = 3, start: int = 0) -> pd.DataFrame:

@@ -9,20 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ipguard.data.columns import LABELS, MANIFEST_COLUMNS, REJECT_REASON, SOURCE_FILE, SOURCE_ROW
+from ipguard.data.errors import ManifestError, Problem
 from ipguard.data.io import write_manifest
-from ipguard.data.schema import (
-    LABELS,
-    MANIFEST_COLUMNS,
-    REJECT_REASON,
-    SOURCE_FILE,
-    SOURCE_ROW,
-    ManifestError,
-    Problem,
-    ValidationResult,
-    load_manifest,
-    validate_brands,
-    validate_manifest,
-)
+from ipguard.data.schema import ValidationResult, load_manifest, validate_brands, validate_manifest
 
 
 def good_row(i: int = 0, **changes: object) -> dict[str, object]:

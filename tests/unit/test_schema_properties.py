@@ -10,15 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ipguard.data.columns import INFRINGEMENT_TYPES, LABELS, REJECT_REASON, SOURCE_ROW
+from ipguard.data.errors import ManifestError
 from ipguard.data.io import write_manifest
-from ipguard.data.schema import (
-    INFRINGEMENT_TYPES,
-    LABELS,
-    REJECT_REASON,
-    SOURCE_ROW,
-    ManifestError,
-    load_manifest,
-)
+from ipguard.data.schema import load_manifest
 
 # Characters a real title may hold; control characters are left to the reader tests.
 TEXT = st.text(

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipguard.data.schema import ManifestError
+from ipguard.data.catalog import catalog_featurizer
+from ipguard.data.errors import ManifestError
 from ipguard.data.tabular import (
     FEATURE_DIM,
     FEATURE_NAMES,
@@ -115,7 +116,7 @@ def test_frame_with_only_a_title_column_gives_flags_not_nan(featurizer) -> None:
 
 
 def test_without_a_catalog_only_flags_carry_information() -> None:
-    plain = TabularFeaturizer.from_catalog(None)
+    plain = catalog_featurizer(None)
     frame = pd.DataFrame(
         {"title": ["Zentaro", ""], "brand": ["Zentaro", None], "price": [10.0, None]}
     )
@@ -150,20 +151,20 @@ def test_from_dict_refuses_a_featurizer_with_other_features(featurizer) -> None:
 def test_catalog_file_is_read_and_checked(tmp_path: Path) -> None:
     good = tmp_path / "brands.csv"
     good.write_text("brand,reference_price,currency\nZentaro,100,USD\nKestrune,,\n")
-    assert TabularFeaturizer.from_catalog(good).catalog == (
+    assert catalog_featurizer(good).catalog == (
         CatalogEntry("Zentaro", 100.0, "USD"),
         CatalogEntry("Kestrune", None, None),
     )
     bad = tmp_path / "bad.csv"
     bad.write_text("brand,reference_price,currency\nZentaro,cheap,USD\n")
     with pytest.raises(ManifestError, match=r"bad.csv row 1.*'reference_price'"):
-        TabularFeaturizer.from_catalog(bad)
+        catalog_featurizer(bad)
     with pytest.raises(FileNotFoundError, match=r"data\.brands="):
-        TabularFeaturizer.from_catalog(tmp_path / "absent.csv")
+        catalog_featurizer(tmp_path / "absent.csv")
 
 
 def test_demo_catalog_gives_ratios_for_listings_in_the_catalog_currency(demo_small) -> None:
-    featurizer = TabularFeaturizer.from_catalog(demo_small.brands_path)
+    featurizer = catalog_featurizer(demo_small.brands_path)
     frame = pd.read_csv(demo_small.manifest_path)
     out = featurizer.transform(frame)
     assert np.isfinite(out).all()
@@ -191,7 +192,7 @@ def six_currency_catalog(path: Path) -> Path:
 def test_six_currency_catalog_gives_each_listing_the_ratio_in_its_own_currency(
     tmp_path: Path,
 ) -> None:
-    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    featurizer = catalog_featurizer(six_currency_catalog(tmp_path / "brands.csv"))
     assert len(featurizer.catalog) == 12
     assert featurizer.currencies == ("BRL", "EUR", "IDR", "JPY", "MXN", "USD")
     currencies = list(SIX_CURRENCIES)
@@ -216,7 +217,7 @@ def test_six_currency_catalog_gives_each_listing_the_ratio_in_its_own_currency(
 def test_currency_outside_the_catalog_is_a_mismatch_for_a_multi_currency_brand(
     tmp_path: Path,
 ) -> None:
-    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    featurizer = catalog_featurizer(six_currency_catalog(tmp_path / "brands.csv"))
     row = _one(featurizer, title="Zentaro", brand="Zentaro", price=100.0, currency="GBP")
     assert row["currency_mismatch"] == 1.0 and row["price_ratio_missing"] == 1.0
     assert row["price_log_ratio"] == 0.0
@@ -230,7 +231,7 @@ def test_repeated_brand_and_currency_in_a_catalog_file_names_the_rows(tmp_path: 
         "brand,reference_price,currency\nZentaro,160,USD\nZentaro,2700,MXN\nZentaro,150,USD\n"
     )
     with pytest.raises(ManifestError) as caught:
-        TabularFeaturizer.from_catalog(path)
+        catalog_featurizer(path)
     [problem] = caught.value.problems
     assert (problem.file, problem.row, problem.column) == (str(path), 3, "brand")
     assert "first seen at row 1 for currency 'USD'" in problem.reason
@@ -277,7 +278,7 @@ def test_version_1_dict_of_a_registered_model_still_loads_and_computes_the_same(
 
 
 def test_multi_currency_catalog_survives_the_json_round_trip(tmp_path: Path) -> None:
-    featurizer = TabularFeaturizer.from_catalog(six_currency_catalog(tmp_path / "brands.csv"))
+    featurizer = catalog_featurizer(six_currency_catalog(tmp_path / "brands.csv"))
     restored = TabularFeaturizer.from_dict(json.loads(json.dumps(featurizer.to_dict())))
     assert restored == featurizer
     assert restored.reference_price("Zentaro", "IDR") == 2_500_000.0
@@ -289,11 +290,11 @@ def test_semicolon_catalog_from_a_european_spreadsheet_reads_like_the_comma_one(
     comma = six_currency_catalog(tmp_path / "comma.csv")
     semicolon = tmp_path / "semicolon.csv"
     semicolon.write_bytes(comma.read_text().replace(",", ";").encode("utf-8-sig"))
-    assert TabularFeaturizer.from_catalog(semicolon) == TabularFeaturizer.from_catalog(comma)
+    assert catalog_featurizer(semicolon) == catalog_featurizer(comma)
 
 
 def test_demo_multi_currency_catalog_gives_every_demo_listing_a_price_ratio(demo_small) -> None:
-    featurizer = TabularFeaturizer.from_catalog(demo_small.catalog_path)
+    featurizer = catalog_featurizer(demo_small.catalog_path)
     frame = pd.read_csv(demo_small.manifest_path)
     out = featurizer.transform(frame)
     assert frame["currency"].nunique() >= 5

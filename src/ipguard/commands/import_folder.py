@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ipguard.data.errors import ManifestError
 from ipguard.data.folder import IGNORED_ATTR, manifest_from_folder
-from ipguard.data.schema import ManifestError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,8 @@ import argparse
 import json
 import sys
 
-from ipguard.data.schema import IMAGE_DECODE_MODES, ManifestError, load_manifest
+from ipguard.data.errors import ManifestError
+from ipguard.data.schema import IMAGE_DECODE_MODES, load_manifest
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,17 +17,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from ipguard.data.columns import label_array
 from ipguard.data.embeddings import CachedEmbeddings
 from ipguard.data.images import decode_image, to_rgb_array
-
-LABEL_INDEX = {"genuine": 0, "infringing": 1}
+from ipguard.data.io import image_file
+from ipguard.text.normalize import model_text
 
 Transform = Callable[..., dict[str, Any]]
-
-
-def label_array(labels: pd.Series) -> np.ndarray:
-    """Map contract labels to 0/1; the schema has already rejected any other value."""
-    return labels.map(LABEL_INDEX).to_numpy(dtype=np.int64)
 
 
 def _text_or_empty(value: object) -> str | None:
@@ -72,8 +68,6 @@ class ListingDataset(Dataset[dict[str, Any]]):
         )
         self.texts: list[str] = []
         if load_text:
-            from ipguard.text.normalize import model_text
-
             titles = self.frame.get("title", pd.Series([None] * len(self.frame)))
             descriptions = self.frame.get("description", pd.Series([None] * len(self.frame)))
             self.texts = [
@@ -99,7 +93,7 @@ class ListingDataset(Dataset[dict[str, Any]]):
         rel = self.image_paths[idx]
         if not self.load_images or not rel:
             return blank, False, False
-        decoded = decode_image(self.root / rel)
+        decoded = decode_image(image_file(self.root, rel))
         if not decoded.ok or decoded.image is None:
             return blank, False, True
         assert self.transform is not None

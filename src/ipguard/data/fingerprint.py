@@ -15,13 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
-from ipguard.data.schema import (
-    MANIFEST_COLUMNS,
-    SOURCE_FILE,
-    SOURCE_ROW,
-    ManifestError,
-    Problem,
-)
+from ipguard.data.columns import MANIFEST_COLUMNS, SOURCE_FILE, SOURCE_ROW
+from ipguard.data.errors import ManifestError, Problem
+from ipguard.data.io import image_file
 
 __all__ = ["dataset_fingerprint"]
 
@@ -106,7 +102,7 @@ def _hash_images(
             continue
         if path not in seen:
             try:
-                seen[path] = _file_sha256(root / path)
+                seen[path] = _file_sha256(image_file(root, path))
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 seen[path] = b""
         if not seen[path]:
@@ -137,5 +133,6 @@ def _missing_image(df: pd.DataFrame, position: int, path: str, root: Path) -> Pr
         row,
         "image_path",
         path,
-        f"image file {path!r} not found (looked for {root / path}); cannot fingerprint without it",
+        f"image file {path!r} not found (looked for {image_file(root, path)}); "
+        "cannot fingerprint without it",
     )

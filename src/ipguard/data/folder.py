@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ipguard.data.columns import LABELS
+from ipguard.data.errors import file_error
 from ipguard.data.io import write_manifest
-from ipguard.data.schema import LABELS, ManifestError, Problem
 
 __all__ = ["IGNORED_ATTR", "IMAGE_SUFFIXES", "manifest_from_folder"]
 
@@ -40,21 +41,14 @@ def manifest_from_folder(root: str | Path, out_path: str | Path | None = None) -
     """
     root = Path(os.path.abspath(root))
     if not root.is_dir():
-        raise ManifestError(
-            Problem(str(root), None, None, None, "not a folder; expected genuine/ and infringing/")
-        )
+        raise file_error(str(root), "not a folder; expected genuine/ and infringing/")
     out_file = Path(os.path.abspath(out_path)) if out_path is not None else None
     base = out_file.parent if out_file is not None else root
     if base != root and base not in root.parents:
-        raise ManifestError(
-            Problem(
-                str(out_file),
-                None,
-                None,
-                None,
-                f"manifest would live outside {root}, so image paths would need '..'; "
-                "expected it inside that folder or a folder above it",
-            )
+        raise file_error(
+            str(out_file),
+            f"manifest would live outside {root}, so image paths would need '..'; "
+            "expected it inside that folder or a folder above it",
         )
     records: list[dict[str, str]] = []
     ignored: list[str] = []
@@ -66,13 +60,9 @@ def manifest_from_folder(root: str | Path, out_path: str | Path | None = None) -
         elif out_file is None or Path(entry.path) != out_file:
             ignored.append(f"{entry.name}: {_stranger_reason(entry)}")
     if label_dirs == 0:
-        raise ManifestError(
-            Problem(
-                str(root), None, None, None, f"no label folder; expected {'/ or '.join(LABELS)}/"
-            )
-        )
+        raise file_error(str(root), f"no label folder; expected {'/ or '.join(LABELS)}/")
     if not records:
-        raise ManifestError(Problem(str(root), None, None, None, "no image files in label folders"))
+        raise file_error(str(root), "no image files in label folders")
     if ignored:
         logger.warning("%s: %d entries not imported: %s", root, len(ignored), "; ".join(ignored))
     frame = pd.DataFrame(records, columns=["listing_id", "title", "image_path", "label"])

@@ -21,22 +21,21 @@ import glob
 import io
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ipguard.data.schema import (
+from ipguard.data.columns import (
     BOOKKEEPING_COLUMNS,
     MANIFEST_COLUMNS,
     REQUIRED_COLUMNS,
     SOURCE_FILE,
     SOURCE_ROW,
-    ManifestError,
-    Problem,
 )
+from ipguard.data.errors import ManifestError, Problem, file_error, file_problem
 
 __all__ = [
     "CSV_SEPARATORS",
@@ -45,6 +44,8 @@ __all__ = [
     "SOURCE_ROW",
     "CsvFormat",
     "csv_format",
+    "image_file",
+    "image_files",
     "manifest_root",
     "read_csv_table",
     "read_manifest",
@@ -95,6 +96,23 @@ def manifest_root(path: str | Path) -> Path:
     return Path(os.path.abspath(base))
 
 
+def image_file(root: str | Path, image_path: str) -> Path:
+    """The file a manifest's ``image_path`` names: relative paths resolve against ``root``
+    (the manifest folder, :func:`manifest_root`); an absolute one is kept as it is."""
+    return Path(root) / str(image_path)
+
+
+def image_files(image_paths: Iterable[object], root: str | Path) -> list[Path | None]:
+    """:func:`image_file` for a column of image paths; ``None`` where a row has none."""
+    return [None if _is_blank(path) else image_file(root, str(path)) for path in image_paths]
+
+
+def _is_blank(value: object) -> bool:
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return True
+    return not str(value).strip()
+
+
 def _take_until_glob(parts: tuple[str, ...]) -> Iterator[str]:
     for part in parts:
         if _is_glob(part):
@@ -105,15 +123,10 @@ def _take_until_glob(parts: tuple[str, ...]) -> Iterator[str]:
 def _format_of(path: Path, where: str) -> str:
     fmt = MANIFEST_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
-        raise ManifestError(
-            Problem(
-                where,
-                None,
-                None,
-                None,
-                f"unknown manifest format {path.suffix or '(no suffix)'!r}; "
-                f"expected one of {sorted(MANIFEST_SUFFIXES)}",
-            )
+        raise file_error(
+            where,
+            f"unknown manifest format {path.suffix or '(no suffix)'!r}; "
+            f"expected one of {sorted(MANIFEST_SUFFIXES)}",
         )
     return fmt
 
@@ -124,14 +137,14 @@ def _part_files(path: str | Path, root: Path) -> list[Path]:
     if _is_glob(text):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if os.path.isfile(p))
         if not files:
-            raise ManifestError(Problem(text, None, None, None, "no files match this pattern"))
+            raise file_error(text, "no files match this pattern")
         for file in files:
             _format_of(file, _relative(file, root))
         return files
     if Path(text).is_dir():
         return _dataset_parts(Path(text), root)
     if not Path(text).exists():
-        raise ManifestError(Problem(text, None, None, None, "file not found"))
+        raise file_error(text, "file not found")
     _format_of(Path(text), Path(text).name)
     return [Path(text)]
 
@@ -149,11 +162,8 @@ def _dataset_parts(folder: Path, root: Path) -> list[Path]:
                 parts.append(file)
             else:
                 strangers.append(
-                    Problem(
+                    file_problem(
                         _relative(file, root),
-                        None,
-                        None,
-                        None,
                         "unexpected file in a dataset folder; expected only manifest part files "
                         f"{sorted(MANIFEST_SUFFIXES)} (names starting with '_' or '.' are skipped)",
                     )
@@ -161,19 +171,12 @@ def _dataset_parts(folder: Path, root: Path) -> list[Path]:
     if strangers:
         raise ManifestError(strangers)
     if not parts:
-        raise ManifestError(
-            Problem(str(folder), None, None, None, "dataset folder holds no manifest part files")
-        )
+        raise file_error(str(folder), "dataset folder holds no manifest part files")
     formats = {MANIFEST_SUFFIXES[p.suffix.lower()] for p in parts}
     if len(formats) > 1:
-        raise ManifestError(
-            Problem(
-                str(folder),
-                None,
-                None,
-                None,
-                f"dataset folder mixes formats {sorted(formats)}; expected parts of one format",
-            )
+        raise file_error(
+            str(folder),
+            f"dataset folder mixes formats {sorted(formats)}; expected parts of one format",
         )
     return parts
 
@@ -223,14 +226,14 @@ def _require_header(frame: pd.DataFrame, rel: str) -> None:
     if missing:
         raise ManifestError(
             [
-                Problem(rel, None, name, None, f"missing required column {name!r}; found {columns}")
+                file_problem(rel, f"missing required column {name!r}; found {columns}", column=name)
                 for name in missing
             ]
         )
 
 
 def _unreadable(rel: str, what: str, err: Exception) -> ManifestError:
-    return ManifestError(Problem(rel, None, None, None, f"cannot read as {what}: {err}"))
+    return file_error(rel, f"cannot read as {what}: {err}")
 
 
 @dataclass(frozen=True)
@@ -294,17 +297,12 @@ def _refuse_mixed_separators(sample: str, complete: bool, fmt: CsvFormat, rel: s
     for other in CSV_SEPARATORS:
         widths = {len(r) for r in _sample_records(sample, other, complete)[1:]}
         if other != fmt.separator and len(widths) == 1 and widths != {1}:
-            raise ManifestError(
-                Problem(
-                    rel,
-                    None,
-                    None,
-                    None,
-                    f"the header is {fmt.describe()} with {len(header)} fields, but the rows "
-                    f"below it have one field each and look {_SEPARATOR_NAMES[other]}-separated "
-                    f"({other!r}, {widths.pop()} fields); use one separator throughout",
-                    2,
-                )
+            raise file_error(
+                rel,
+                f"the header is {fmt.describe()} with {len(header)} fields, but the rows "
+                f"below it have one field each and look {_SEPARATOR_NAMES[other]}-separated "
+                f"({other!r}, {widths.pop()} fields); use one separator throughout",
+                line=2,
             )
 
 
@@ -316,15 +314,10 @@ def _encoding_for(head: bytes, encoding: str | None, rel: str) -> str:
     try:
         name = codecs.lookup(encoding).name
     except LookupError:
-        raise ManifestError(
-            Problem(
-                rel,
-                None,
-                None,
-                None,
-                f"unknown encoding {encoding!r}; expected a Python codec name such as 'utf-8', "
-                "'cp1252' or 'latin-1'",
-            )
+        raise file_error(
+            rel,
+            f"unknown encoding {encoding!r}; expected a Python codec name such as 'utf-8', "
+            "'cp1252' or 'latin-1'",
         ) from None
     return "utf-8-sig" if name == "utf-8" else name  # a BOM is never part of the first name
 
@@ -379,7 +372,7 @@ def _encoding_error(file: Path, rel: str, encoding: str) -> ManifestError:
     except UnicodeDecodeError as err:
         start, end = base + err.start, base + err.end
     else:  # the file changed since it failed to decode; say what we know
-        return ManifestError(Problem(rel, None, None, None, f"not {_codec_name(codec)} text"))
+        return file_error(rel, f"not {_codec_name(codec)} text")
     line = data.count(b"\n", 0, start) + 1
     bad = data[start : min(end, start + 4)]
     shown = " ".join(f"0x{b:02x}" for b in bad)
@@ -394,7 +387,7 @@ def _encoding_error(file: Path, rel: str, encoding: str) -> ManifestError:
         )
     else:
         reason += f"; expected {codec} text as the encoding option says"
-    return ManifestError(Problem(rel, None, None, None, reason, line))
+    return file_error(rel, reason, line=line)
 
 
 def _codec_name(codec: str) -> str:
@@ -467,14 +460,12 @@ def _csv_header(file: Path, rel: str, fmt: CsvFormat) -> list[str]:
     except (OSError, csv.Error) as err:
         raise _unreadable(rel, "CSV", err) from None
     if not header:
-        raise ManifestError(
-            Problem(rel, None, None, None, "file is empty; expected a header row of column names")
-        )
+        raise file_error(rel, "file is empty; expected a header row of column names")
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise ManifestError(
             [
-                Problem(rel, None, name, None, "column appears more than once in the header")
+                file_problem(rel, "column appears more than once in the header", column=name)
                 for name in repeated
             ]
         )

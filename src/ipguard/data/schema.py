@@ -34,46 +34,29 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from ipguard.data import io
 from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
+from ipguard.data.columns import (
+    BOOKKEEPING_COLUMNS,
+    BRAND_COLUMNS,
+    INFRINGEMENT_TYPES,
+    LABELS,
+    MANIFEST_COLUMNS,
+    REJECT_REASON,
+    REQUIRED_BRAND_COLUMNS,
+    REQUIRED_COLUMNS,
+    SOURCE_FILE,
+    SOURCE_ROW,
+)
+from ipguard.data.errors import MAX_LISTED, ManifestError, Problem, file_problem
+from ipguard.data.images import scan_images
 
 logger = logging.getLogger(__name__)
 
-SOURCE_FILE = "_source_file"
-SOURCE_ROW = "_source_row"
-BOOKKEEPING_COLUMNS = (SOURCE_FILE, SOURCE_ROW)
-REJECT_REASON = "reject_reason"
-
-MANIFEST_COLUMNS: tuple[str, ...] = (
-    "listing_id",
-    "title",
-    "description",
-    "brand",
-    "category",
-    "market",
-    "language",
-    "price",
-    "currency",
-    "seller_id",
-    "image_path",
-    "listed_at",
-    "label",
-    "infringement_type",
-)
-REQUIRED_COLUMNS = ("listing_id", "title")
-LABELS = ("genuine", "infringing")
-INFRINGEMENT_TYPES = ("counterfeit", "logo_misuse", "copyright", "other")
-"""The documented infringement types; other values are kept, normalised, and counted."""
 IMAGE_DECODE_MODES = ("none", "header", "full")
 """How far validation opens image files: not at all, their header, or a full decode."""
 UNUSABLE_IMAGE_ACTIONS = ("keep", "reject")
 """What validation does with a row whose image cannot be used (see ``unusable_images``)."""
-TEXT_COLUMNS: tuple[str, ...] = tuple(
-    c for c in MANIFEST_COLUMNS if c not in ("price", "listed_at")
-)
-
-BRAND_COLUMNS: tuple[str, ...] = ("brand", "reference_price", "currency")
-REQUIRED_BRAND_COLUMNS = ("brand",)
-
 # Shipped as data so validation works offline and does not depend on a locale database.
 # ISO 4217: active codes, plus HRK/SLL/ZWL/ANG which were withdrawn recently but still appear in
 # historical listings. XTS (testing) and XXX (no currency) are deliberately absent: a price in
@@ -117,58 +100,6 @@ ISO_639_1_LANGUAGES = frozenset(
 )
 # Codes people commonly write instead of the ISO one; used only to make messages helpful.
 _MARKET_ALIASES = {"UK": "GB", "EL": "GR"}
-
-_MAX_LISTED = 50
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a manifest (or one of its rows) cannot be used as is.
-
-    ``row`` is the 1-based data-row number within ``file`` (``None`` for file-level problems);
-    ``line`` is the physical line in the file where the row starts, when it is known (CSV and
-    JSON lines read through :func:`load_manifest`).
-    """
-
-    file: str
-    row: int | None
-    column: str | None
-    value: str | None
-    reason: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.row is not None:
-            where += f" row {self.row}"
-            if self.line is not None:
-                where += f" (line {self.line})"
-        elif self.line is not None:  # a problem of the file's text, before rows exist
-            where += f" line {self.line}"
-        if self.column is not None:
-            where += f", column {self.column!r}"
-        return f"{where}: {self.reason}"
-
-
-class ManifestError(ValueError):
-    """A manifest cannot be used; ``problems`` says every place and reason, not just the first."""
-
-    def __init__(self, problems: Problem | Iterable[Problem]) -> None:
-        self.problems: list[Problem] = (
-            [problems] if isinstance(problems, Problem) else list(problems)
-        )
-        super().__init__(_describe(self.problems))
-
-    def __reduce__(self) -> tuple[type[ManifestError], tuple[list[Problem]]]:
-        # The default would re-create the error from its message; keep the structured problems.
-        return (type(self), (self.problems,))
-
-
-def _describe(problems: list[Problem]) -> str:
-    lines = [str(p) for p in problems[:_MAX_LISTED]]
-    if len(problems) > _MAX_LISTED:
-        lines.append(f"... and {len(problems) - _MAX_LISTED} more")
-    return "\n".join(lines) if lines else "invalid manifest"
 
 
 @dataclass
@@ -551,8 +482,6 @@ def _unusable_images(
     workers: int | None,
 ) -> _ImageFindings:
     """Open every image whose path passed the path checks, each distinct file once, in threads."""
-    from ipguard.data.images import scan_images
-
     if mode == "none":
         return _ImageFindings()
     usable_paths = [path for path, verdict in verdicts.items() if verdict is None]
@@ -580,15 +509,15 @@ def _other_infringement_types(
     counts = {str(k): int(v) for k, v in outside.value_counts(sort=True).items()}
     if not counts:
         return counts, []
-    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:_MAX_LISTED])
-    if len(counts) > _MAX_LISTED:
-        shown += f", ... and {len(counts) - _MAX_LISTED} more values"
+    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:MAX_LISTED])
+    if len(counts) > MAX_LISTED:
+        shown += f", ... and {len(counts) - MAX_LISTED} more values"
     reason = (
         f"{len(outside)} rows with values outside {', '.join(INFRINGEMENT_TYPES)}: {shown}; "
         "kept as written (stripped, lower case), as nothing trains on this column"
     )
     logger.warning("%s: infringement_type: %s", where, reason)
-    return counts, [Problem(where, None, "infringement_type", None, reason)]
+    return counts, [file_problem(where, reason, column="infringement_type")]
 
 
 # --- provenance --------------------------------------------------------------------------------
@@ -624,7 +553,7 @@ def _check_columns(frame: pd.DataFrame, required: Iterable[str], where: str) -> 
     """File-level problems: these make every row unusable, so they are raised in any mode."""
     columns = [str(c) for c in frame.columns]
     problems = [
-        Problem(where, None, name, None, "column appears more than once; expected unique names")
+        file_problem(where, "column appears more than once; expected unique names", column=name)
         for name in sorted({c for c in columns if columns.count(c) > 1})
     ]
     for name in required:
@@ -634,7 +563,7 @@ def _check_columns(frame: pd.DataFrame, required: Iterable[str], where: str) -> 
         close = [c for c in columns if c.strip().lower() == name]
         if close:
             reason += f" (did you mean {close[0]!r}? names are exact and case-sensitive)"
-        problems.append(Problem(where, None, name, None, reason))
+        problems.append(file_problem(where, reason, column=name))
     if problems:
         raise ManifestError(problems)
 
@@ -791,7 +720,7 @@ def _validate(
     reasons = {"label": _label_reason(labels)} if labels else None
     frame_level = _schema_problems(manifest_schema(require_label), typed, raw, found, reasons)
     if frame_level:
-        raise ManifestError([Problem(where, None, None, None, text) for text in frame_level])
+        raise ManifestError([file_problem(where, text) for text in frame_level])
     _duplicate_problems(typed["listing_id"], files, rows, found)
     orphan_price = typed["price"].notna() & typed["currency"].isna()
     found.add_mask(
@@ -907,7 +836,7 @@ def _extra_column_warnings(raw: pd.DataFrame, where: str) -> list[Problem]:
     if extras:
         logger.warning("%s: columns %s are not in the manifest contract; kept as is", where, extras)
     return [
-        Problem(where, None, name, None, "not a manifest contract column; kept as is")
+        file_problem(where, "not a manifest contract column; kept as is", column=name)
         for name in extras
     ]
 
@@ -934,9 +863,6 @@ def load_manifest(
     ``encoding`` is that of CSV and JSON-lines files (``None``: UTF-8, see
     :func:`ipguard.data.io.read_manifest`); the other options are :func:`validate_manifest`'s.
     """
-    # io imports this module for the error types, so it is imported here, not at the top.
-    from ipguard.data import io
-
     _check_choice("decode_images", decode_images, IMAGE_DECODE_MODES)
     _check_choice("unusable_images", unusable_images, UNUSABLE_IMAGE_ACTIONS)
     label_mapping(label_values)  # a bad mapping is a config error: say so before reading
@@ -968,12 +894,11 @@ def _line_finder(
     A file's line map is used only if it has exactly as many records as rows were read, so a
     disagreement between the two parsers can never put a wrong line into a message.
     """
-    from ipguard.data.io import record_lines
 
     def find(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
         lines = np.full(len(rows), -1, dtype=np.int64)
         for name in pd.unique(files):
-            known = record_lines(root / str(name), encoding=encoding)
+            known = io.record_lines(root / str(name), encoding=encoding)
             if known is None or len(known) != rows_per_file.get(name, -1):
                 continue
             mine = np.flatnonzero(files == name)
@@ -1064,7 +989,7 @@ def validate_brands(df: pd.DataFrame, *, source: str = "brands.csv") -> pd.DataF
         typed_frame["reference_price"],
     )
     where = _frame_source(files, source)
-    problems = [Problem(where, None, None, None, text) for text in frame_level]
+    problems = [file_problem(where, text) for text in frame_level]
     problem_rows = found.frame(BRAND_COLUMNS)
     problems += _problem_list(problem_rows, raw, files, rows)
     if problems:

@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ipguard.data.columns import POSITIVE_LABEL
+from ipguard.data.io import image_files
 from ipguard.data.near_duplicates import (
     HASH_BITS,
     HASH_KINDS,
@@ -53,7 +55,6 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 _STRATEGIES = ("group", "time", "random")
 _TIME_GROUPS = ("allow", "latest")
-_POSITIVE_LABEL = "infringing"
 _EXAMPLES_SHOWN = 5
 
 
@@ -446,7 +447,7 @@ def leakage_report(
     infringing_share: dict[str, float] = {}
     for s in SPLITS:
         labels = df.loc[splits == s, "label"].dropna() if "label" in df.columns else []
-        share = float((labels == _POSITIVE_LABEL).mean()) if len(labels) else float("nan")
+        share = float((labels == POSITIVE_LABEL).mean()) if len(labels) else float("nan")
         infringing_share[s] = share
     return LeakageReport(
         sellers_crossing=sellers_crossing,
@@ -678,10 +679,7 @@ def _manifest_hashes(
             f"{caller}: near-duplicate grouping needs image hashes: pass hashes=, or root= (the "
             "manifest folder image_path is relative to), or set SplitConfig.near_duplicates=False"
         )
-    root = Path(root)
-    paths = [
-        None if pd.isna(p) or str(p).strip() == "" else root / str(p) for p in df["image_path"]
-    ]
+    paths = image_files(df["image_path"], root)
     # Each file once: catalogue photos are often shared by many rows, and decoding dominates.
     unique = list(dict.fromkeys(p for p in paths if p is not None))
     workers = min(8, os.cpu_count() or 1)

@@ -21,26 +21,35 @@ listing frame into a small fixed-width float32 matrix with those facts:
 * ``text_empty``: no title and no description.
 
 Missing values are 0 plus a flag, never NaN, so the matrix can go straight into a network or
-a logistic regression. Without a catalog (``brands_path=None``) only the flags carry
-information. The featurizer is a plain value that serialises to JSON (:meth:`to_dict`), so
-an exported model rebuilds exactly the features it was trained on.
+a logistic regression. Without a catalog only the flags carry information. The featurizer is
+a plain value that serialises to JSON (:meth:`to_dict`), so an exported model rebuilds exactly
+the features it was trained on; a brand catalog file becomes one through
+:func:`ipguard.data.catalog.catalog_featurizer`, which reads and validates it (training and
+export only: serving never reads a catalog file, so this module imports no pandera).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ipguard.data.coercion import coerce_price
 from ipguard.text.features import FEATURE_NAMES as BRAND_FEATURE_NAMES
 from ipguard.text.features import BrandMatcher
 from ipguard.text.normalize import is_missing, normalize, text_of
 
-__all__ = ["FEATURE_DIM", "FEATURE_NAMES", "MAX_ABS_LOG_RATIO", "CatalogEntry", "TabularFeaturizer"]
+__all__ = [
+    "FEATURE_DIM",
+    "FEATURE_NAMES",
+    "MAX_ABS_LOG_RATIO",
+    "CatalogEntry",
+    "TabularFeaturizer",
+    "catalog_entry",
+]
 
 #: Column names of :meth:`TabularFeaturizer.transform`, in order.
 FEATURE_NAMES: tuple[str, ...] = (
@@ -77,6 +86,12 @@ class CatalogEntry:
     currency: str | None
 
 
+def catalog_entry(brand: object, reference_price: object, currency: object) -> CatalogEntry:
+    """An entry from raw values: a missing price is ``None``, the currency upper case."""
+    price = None if is_missing(reference_price) else float(reference_price)  # type: ignore[arg-type]
+    return CatalogEntry(str(brand), price, _currency_key(currency))
+
+
 def _brand_key(name: str) -> str:
     """A brand's lookup key: normalised, spaces dropped ("Louis  Vuitton" = "louisvuitton")."""
     return "".join(normalize(name).split())
@@ -96,8 +111,6 @@ def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
 
 def _prices(frame: pd.DataFrame) -> np.ndarray:
     """Listing prices as float64; NaN where absent, unparsable, infinite or not positive."""
-    from ipguard.data.coercion import coerce_price
-
     if "price" not in frame.columns:
         return np.full(len(frame), np.nan)
     number, _ = coerce_price(frame["price"].reset_index(drop=True))
@@ -137,42 +150,6 @@ class TabularFeaturizer:
         self._threshold = float(threshold)
 
     # --- construction ---------------------------------------------------------------------
-    @classmethod
-    def from_catalog(
-        cls, brands_path: str | Path | None, *, threshold: float = 0.8
-    ) -> TabularFeaturizer:
-        """Read a brand catalog CSV (brand, reference_price, currency); ``None``: no catalog.
-
-        One row per brand and currency. The file is read like a manifest CSV (separator and
-        byte-order mark detected, see :func:`ipguard.data.io.csv_format`) and checked by
-        :func:`ipguard.data.schema.validate_brands`, whose errors name the file, row and
-        column of every problem.
-        """
-        if brands_path is None:
-            return cls((), threshold=threshold)
-        from ipguard.data.io import read_csv_table
-        from ipguard.data.schema import BRAND_COLUMNS, validate_brands
-
-        path = Path(brands_path).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"data.brands={brands_path}: expected a brand catalog CSV (brand, "
-                "reference_price, currency), found no such file"
-            )
-        raw = read_csv_table(path, known_columns=BRAND_COLUMNS)
-        typed = validate_brands(raw, source=str(path))
-        catalog = [
-            CatalogEntry(
-                brand=str(row.brand),
-                reference_price=None
-                if pd.isna(row.reference_price)
-                else float(row.reference_price),
-                currency=_currency_key(row.currency),
-            )
-            for row in typed.itertuples(index=False)
-        ]
-        return cls(catalog, threshold=threshold)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable description; :meth:`from_dict` rebuilds an equal featurizer."""
         return {
@@ -203,13 +180,7 @@ class TabularFeaturizer:
                 f"ipguard computes {list(FEATURE_NAMES)}; use the ipguard version it was built with"
             )
         catalog = [
-            CatalogEntry(
-                brand=str(e["brand"]),
-                reference_price=None
-                if e.get("reference_price") is None
-                else float(e["reference_price"]),
-                currency=_currency_key(e.get("currency")),
-            )
+            catalog_entry(e["brand"], e.get("reference_price"), e.get("currency"))
             for e in d.get("catalog", [])
         ]
         return cls(catalog, threshold=float(d.get("threshold", 0.8)))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from ipguard.evaluation.policy import check_scores_labels
+from ipguard.logistic import logit, sigmoid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +67,7 @@ class TemperatureCalibrator:
         object.__setattr__(self, "temperature", float(t))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return _sigmoid(_logit(np.asarray(scores, dtype=np.float64)) / self.temperature)
+        return sigmoid(logit(np.asarray(scores, dtype=np.float64), _EPS) / self.temperature)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": "temperature", "temperature": self.temperature}
@@ -219,17 +220,6 @@ def _check_unit_interval(s: np.ndarray, *, where: str) -> None:
         )
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q) - np.log1p(-q)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp of a negative magnitude only, so large |z| neither overflows nor warns.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def _nll(z: np.ndarray, y: np.ndarray, log_t: float) -> float:
     """Mean binary cross-entropy of ``sigmoid(z / T)``, written with logaddexp for stability."""
     u = z / math.exp(log_t)
@@ -242,7 +232,7 @@ def _fit_temperature(s: np.ndarray, y: np.ndarray) -> float:
     The NLL is convex in 1/T (a one-feature logistic regression without intercept), hence
     unimodal in log T, so a bracketing search finds the optimum without scipy.
     """
-    z = _logit(s)
+    z = logit(s, _EPS)
     lo, hi = math.log(0.01), math.log(100.0)
     ratio = (math.sqrt(5) - 1) / 2
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ipguard.data.columns import label_index
+
 DECISIONS = ("reject", "review", "approve")
 
 
@@ -84,7 +86,7 @@ def _labels_to_int(labels: Any, *, where: str) -> np.ndarray:
 def _label_code(value: Any) -> int:
     """0/1 for a valid label of any accepted kind, -1 otherwise (pandas object/string columns)."""
     if isinstance(value, str):
-        return {"genuine": 0, "infringing": 1}.get(value.strip().lower(), -1)
+        return label_index(value)
     if isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)) and value in (0, 1):
         return int(value)
     return -1

@@ -1,4 +1,4 @@
-"""The late-fusion stacker's maths in NumPy: its input names, logit/sigmoid and P(infringing).
+"""The late-fusion stacker's maths in NumPy: its input names and P(infringing).
 
 Shared by training (:mod:`ipguard.models.late_fusion`) and serving, which has no scikit-learn.
 """
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ipguard.data.tabular import FEATURE_NAMES as TABULAR_FEATURE_NAMES
+from ipguard.logistic import sigmoid
 
 #: inputs of the stacker, in order
 STACK_FEATURE_NAMES: tuple[str, ...] = (
@@ -19,16 +20,6 @@ STACK_FEATURE_NAMES: tuple[str, ...] = (
     "text_missing",
     *TABULAR_FEATURE_NAMES,
 )
-_EPS = 1e-6
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q / (1 - q))
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def predict_stacker(features: np.ndarray, coef: Sequence[float], intercept: float) -> np.ndarray:
