@@ -31,6 +31,6 @@ def _isolated_tracking(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def demo_small(tmp_path_factory: pytest.TempPathFactory):
     """A small demo dataset shared by the tests that only read it."""
-    from ipguard.data.synthetic import generate_demo_data
+    from ipguard.demo.listings import generate_demo_data
 
     return generate_demo_data(tmp_path_factory.mktemp("demo"), n=240, seed=7, image_size=48)

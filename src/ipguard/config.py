@@ -12,6 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ipguard.demo.listings import demo_catalog, demo_manifest
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -22,6 +24,14 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver(
             "ipguard.abspath", lambda p: str(Path(str(p)).expanduser().resolve())
         )
+    # The demo data appears where a config first reads it: ``data.manifest`` (train),
+    # ``manifest`` (evaluate, promote) resolve to the demo manifest, generating it on first
+    # use, unless a user's manifest replaced the interpolation; the brand catalog follows the
+    # manifest (the demo's for the demo, none for a user's).
+    if not OmegaConf.has_resolver("ipguard.demo_manifest"):
+        OmegaConf.register_new_resolver("ipguard.demo_manifest", demo_manifest)
+    if not OmegaConf.has_resolver("ipguard.demo_catalog"):
+        OmegaConf.register_new_resolver("ipguard.demo_catalog", demo_catalog)
 
 
 _register_resolvers()

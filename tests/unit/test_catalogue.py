@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ipguard.data.schema import MANIFEST_COLUMNS, load_manifest
+from ipguard.data.columns import MANIFEST_COLUMNS
+from ipguard.data.schema import load_manifest
 from ipguard.demo.catalogue import BRANDS, CURRENCIES, TRUTH_COLUMNS, Catalogue, main
 from ipguard.demo.catalogue import make_catalogue as make
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from hydra.utils import instantiate
 
+from ipguard.config import compose
 from ipguard.data.datamodule import ListingDataModule
 
 
@@ -182,6 +184,7 @@ def test_image_options_are_checked_with_their_config_key() -> None:
 
 
 def test_demo_data_trains_with_the_catalog_that_prices_every_currency(tmp_path: Path) -> None:
-    dm = ListingDataModule(None, demo_dir=str(tmp_path / "demo"), demo_n=30)
+    demo = f"${{ipguard.demo_manifest:{tmp_path / 'demo'},30}}"
+    dm = instantiate(compose("train", [f"data.manifest={demo}"]).data)
     dm.prepare_data()
     assert dm.brands_path == str(tmp_path / "demo" / "brands_by_currency.csv")

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from ipguard.commands.demo_data import main
-from ipguard.data import synthetic
-from ipguard.data.synthetic import BRANDS, DemoDataset, ensure_demo_data, generate_demo_data
-from ipguard.data.synthetic_text import OBFUSCATIONS, obfuscate_brand
+from ipguard.demo import listings as synthetic
+from ipguard.demo.listings import BRANDS, DemoDataset, ensure_demo_data, generate_demo_data
+from ipguard.demo.texts import OBFUSCATIONS, obfuscate_brand
 
 # The market -> currency rule from the data contract, written out independently of the code.
 EXPECTED_CURRENCY = {

@@ -2,12 +2,12 @@
 
 Everything a run needs to be reproduced is written to ``output_dir``: the rejects file (what
 quarantine mode set aside and why) and ``splits.csv`` (ids per split, reusable through
-``split_file``). Works the same on the demo data (``manifest: null``) and a user's manifest.
+``split_file``). It reads whatever manifest it is given; the demo data is a manifest like any
+other, which the ``data=demo`` config generates on first use (:mod:`ipguard.demo.listings`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,8 +20,18 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from ipguard.data.datasets import ListingDataset, label_array
+from ipguard.data.catalog import catalog_featurizer
+from ipguard.data.columns import label_array
+from ipguard.data.datasets import ListingDataset
+from ipguard.data.embeddings import image_embeddings
+from ipguard.data.fingerprint import dataset_fingerprint
+from ipguard.data.images import decode_image, to_rgb_array
+from ipguard.data.io import image_file, manifest_root
 from ipguard.data.samplers import EpochWeightedSampler, balanced_weights
+from ipguard.data.schema import load_manifest
+from ipguard.data.splits import SplitConfig, load_splits, save_splits, split_manifest
+from ipguard.data.tabular import TabularFeaturizer
+from ipguard.data.transforms import Preprocessing, build_eval_transform, build_train_transform
 
 SAMPLERS = ("none", "weighted")
 IMAGE_CHECKS = ("none", "header", "full")
@@ -45,9 +55,6 @@ class ListingDataModule(L.LightningDataModule):
         self,
         manifest: str | None = None,
         *,
-        demo_dir: str = "data/demo",
-        demo_n: int = 2000,
-        demo_seed: int = 0,
         brands: str | None = None,
         on_error: str = "raise",
         check_images: bool = True,
@@ -85,7 +92,6 @@ class ListingDataModule(L.LightningDataModule):
                 f"data.unusable_images must be one of {UNUSABLE_IMAGES}, got {unusable_images!r}"
             )
         self.manifest = manifest
-        self.demo = {"out_dir": demo_dir, "n": demo_n, "seed": demo_seed}
         self.brands_path = brands
         self.on_error = on_error
         self.check_images = check_images
@@ -116,7 +122,7 @@ class ListingDataModule(L.LightningDataModule):
         self.fingerprint: str | None = None
         self.manifest_path: Path | None = None
         self.root: Path | None = None
-        self.featurizer: Any = None  # tabular features, built on first use
+        self.featurizer: TabularFeaturizer | None = None  # tabular features, built on first use
         self.split_report: dict[str, Any] | None = None  # how setup() split (SplitReport)
         # a frozen backbone (see configure_inputs): features per image, computed once per split
         self.image_embedder: Any = None
@@ -126,18 +132,16 @@ class ListingDataModule(L.LightningDataModule):
 
     # --- preparation --------------------------------------------------------------------------
     def resolve_manifest(self) -> Path:
-        """The manifest to read; generates the demo data on first use."""
-        if self.manifest:
-            path = Path(self.manifest).expanduser()
-            if not path.exists():
-                raise FileNotFoundError(f"data.manifest={self.manifest} does not exist")
-            return path
-        from ipguard.data.synthetic import ensure_demo_data
-
-        demo = ensure_demo_data(**self.demo)
-        if self.brands_path is None:  # one reference price per brand and demo currency
-            self.brands_path = str(demo.catalog_path)
-        return demo.manifest_path
+        """The manifest to read, which must exist."""
+        if not self.manifest:
+            raise ValueError(
+                "data.manifest: expected the path of a listing manifest (CSV, Parquet or JSON "
+                "lines), found none; data=demo provides the demo listings"
+            )
+        path = Path(self.manifest).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"data.manifest={self.manifest} does not exist")
+        return path
 
     def prepare_data(self) -> None:
         self.resolve_manifest()
@@ -145,10 +149,6 @@ class ListingDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.frames:
             return  # idempotent: train() sets up early to size the loss, Lightning calls again
-        from ipguard.data.fingerprint import dataset_fingerprint
-        from ipguard.data.schema import load_manifest
-        from ipguard.data.splits import SplitConfig, load_splits, save_splits, split_manifest
-
         self.manifest_path = self.resolve_manifest()
         rejects = self.output_dir / "rejects.csv" if self.output_dir else None
         self.validation = load_manifest(
@@ -164,8 +164,6 @@ class ListingDataModule(L.LightningDataModule):
         )
         self._log_image_check()
         frame = self.validation.valid.reset_index(drop=True)
-        from ipguard.data.io import manifest_root
-
         self.root = manifest_root(self.manifest_path)
         self.fingerprint = dataset_fingerprint(frame, self.root)
         if self.split_file:
@@ -213,12 +211,6 @@ class ListingDataModule(L.LightningDataModule):
         return self._datasets[name]
 
     def _dataset(self, frame: pd.DataFrame, *, train: bool) -> ListingDataset:
-        from ipguard.data.transforms import (
-            Preprocessing,
-            build_eval_transform,
-            build_train_transform,
-        )
-
         pre = Preprocessing(**self.preprocessing)
         transform = None
         embeddings = None
@@ -241,9 +233,6 @@ class ListingDataModule(L.LightningDataModule):
         )
 
     def _embeddings(self, frame: pd.DataFrame, pre: Any, what: str) -> Any:
-        from ipguard.data.embeddings import image_embeddings
-        from ipguard.data.transforms import build_eval_transform
-
         def decoding_dataset(rows: pd.DataFrame) -> ListingDataset:
             return ListingDataset(
                 rows,
@@ -273,10 +262,8 @@ class ListingDataModule(L.LightningDataModule):
 
     def tabular_features(self, frame: pd.DataFrame) -> np.ndarray:
         """Price and brand-mention features; fitted on the training split only."""
-        from ipguard.data.tabular import TabularFeaturizer
-
         if self.featurizer is None:
-            self.featurizer = TabularFeaturizer.from_catalog(self.brands_path)
+            self.featurizer = catalog_featurizer(self.brands_path)
         return self.featurizer.transform(frame)
 
     def export_extras(self) -> dict[str, Any]:
@@ -286,11 +273,9 @@ class ListingDataModule(L.LightningDataModule):
     # --- facts the training run logs ---------------------------------------------------------
     def sample_images(self, n: int = 4) -> list[np.ndarray]:
         """A few decodable training images, for the augmentation grid logged with a run."""
-        from ipguard.data.images import decode_image, to_rgb_array
-
         out: list[np.ndarray] = []
         for rel in self.frames["train"].get("image_path", pd.Series(dtype=str)).dropna():
-            decoded = decode_image((self.root or Path(".")) / str(rel))
+            decoded = decode_image(image_file(self.root or ".", str(rel)))
             if decoded.ok and decoded.image is not None:
                 out.append(to_rgb_array(decoded.image))
             if len(out) == n:
@@ -351,13 +336,6 @@ class ListingDataModule(L.LightningDataModule):
             "train_positive_fraction": self.positive_fraction(),
             "split": self.split_report,
         }
-
-    def write_summary(self) -> Path | None:
-        if not self.output_dir:
-            return None
-        path = self.output_dir / "data_summary.json"
-        path.write_text(json.dumps(self.summary(), indent=2))
-        return path
 
     # --- loaders -----------------------------------------------------------------------------
     def _loader(

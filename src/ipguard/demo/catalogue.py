@@ -1,6 +1,6 @@
 """A generator of catalogue-like listing data: what a real marketplace export looks like.
 
-The demo dataset (:mod:`ipguard.data.synthetic`) is built to train on; this one is built to
+The demo dataset (:mod:`ipguard.demo.listings`) is built to train on; this one is built to
 check that ipguard works on a user's data. It has the traits real catalogues have and that
 break code tuned on the demo: thousands of *studio photos* that look alike (light background,
 one centred product, the same framing) but show different items; several photos of each item;
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ipguard.data.schema import MANIFEST_COLUMNS
-from ipguard.data.synthetic import Market  # the storefront record both generators share
+from ipguard.data.columns import LABELS, MANIFEST_COLUMNS
+from ipguard.demo.markets import Market
 from ipguard.demo.studio import (
     MARK_DEFECTS,
     PATTERNS,
@@ -176,78 +176,14 @@ class _Words:
     descriptions: tuple[str, ...]
 
 
+# What listings say in each market language, as data: catalogue_words.json, shipped with the
+# package (one object per language with the fields of _Words).
 _WORDS: dict[str, _Words] = {
-    "en": _Words(
-        {"bag": "handbag", "shoe": "sneakers", "watch": "watch", "bottle": "perfume",
-         "cap": "cap", "headphones": "headphones", "wallet": "wallet"},
-        {"black": "black", "white": "white", "red": "red", "blue": "blue", "green": "green",
-         "beige": "beige", "brown": "brown", "pink": "pink"},
-        ("replica", "AAA quality", "1:1 mirror", "top copy", "inspired"),
-        ("authentic", "100% original", "new with tags", "with receipt"),
-        "not a replica",
-        ("Fast shipping.", "Ships in 24h.", "Gift box included.", "Free returns."),
-    ),
-    "es": _Words(
-        {"bag": "bolso", "shoe": "zapatillas", "watch": "reloj", "bottle": "perfume",
-         "cap": "gorra", "headphones": "audífonos", "wallet": "cartera"},
-        {"black": "negro", "white": "blanco", "red": "rojo", "blue": "azul", "green": "verde",
-         "beige": "beige", "brown": "marrón", "pink": "rosa"},
-        ("réplica", "calidad AAA", "espejo 1:1", "copia", "inspirado"),
-        ("auténtico", "100% original", "nuevo con etiqueta", "con factura"),
-        "no es réplica",
-        ("Envío rápido.", "Envío en 24h.", "Incluye caja.", "Devolución gratis."),
-    ),
-    "pt": _Words(
-        {"bag": "bolsa", "shoe": "tênis", "watch": "relógio", "bottle": "perfume",
-         "cap": "boné", "headphones": "fone de ouvido", "wallet": "carteira"},
-        {"black": "preto", "white": "branco", "red": "vermelho", "blue": "azul",
-         "green": "verde", "beige": "bege", "brown": "marrom", "pink": "rosa"},
-        ("réplica", "primeira linha", "espelho 1:1", "cópia", "inspirado"),
-        ("autêntico", "100% original", "novo com etiqueta", "com nota fiscal"),
-        "não é réplica",
-        ("Envio rápido.", "Enviamos em 24h.", "Acompanha caixa.", "Troca grátis."),
-    ),
-    "de": _Words(
-        {"bag": "Handtasche", "shoe": "Sneaker", "watch": "Uhr", "bottle": "Parfüm",
-         "cap": "Kappe", "headphones": "Kopfhörer", "wallet": "Geldbörse"},
-        {"black": "schwarz", "white": "weiß", "red": "rot", "blue": "blau", "green": "grün",
-         "beige": "beige", "brown": "braun", "pink": "rosa"},
-        ("Replika", "AAA Qualität", "1:1 Spiegel", "Kopie", "inspiriert"),
-        ("echt", "100% original", "neu mit Etikett", "mit Rechnung"),
-        "keine Replika",
-        ("Schneller Versand.", "Versand in 24h.", "Mit Geschenkbox.", "Kostenlose Rückgabe."),
-    ),
-    "fr": _Words(
-        {"bag": "sac à main", "shoe": "baskets", "watch": "montre", "bottle": "parfum",
-         "cap": "casquette", "headphones": "casque audio", "wallet": "portefeuille"},
-        {"black": "noir", "white": "blanc", "red": "rouge", "blue": "bleu", "green": "vert",
-         "beige": "beige", "brown": "marron", "pink": "rose"},
-        ("réplique", "qualité AAA", "miroir 1:1", "copie", "inspiré"),
-        ("authentique", "100% original", "neuf avec étiquette", "avec facture"),
-        "pas une réplique",
-        ("Livraison rapide.", "Expédié sous 24h.", "Coffret inclus.", "Retour gratuit."),
-    ),
-    "ja": _Words(
-        {"bag": "ハンドバッグ", "shoe": "スニーカー", "watch": "腕時計", "bottle": "香水",
-         "cap": "キャップ", "headphones": "ヘッドホン", "wallet": "財布"},
-        {"black": "ブラック", "white": "ホワイト", "red": "レッド", "blue": "ブルー",
-         "green": "グリーン", "beige": "ベージュ", "brown": "ブラウン", "pink": "ピンク"},
-        ("レプリカ", "スーパーコピー", "N級品", "コピー品", "風"),
-        ("正規品", "本物", "新品タグ付き", "レシート付き"),
-        "レプリカではありません",
-        ("即日発送。", "24時間以内に発送。", "箱付き。", "返品無料。"),
-    ),
-    "id": _Words(
-        {"bag": "tas tangan", "shoe": "sepatu", "watch": "jam tangan", "bottle": "parfum",
-         "cap": "topi", "headphones": "headphone", "wallet": "dompet"},
-        {"black": "hitam", "white": "putih", "red": "merah", "blue": "biru", "green": "hijau",
-         "beige": "krem", "brown": "cokelat", "pink": "pink"},
-        ("replika", "KW super", "mirror 1:1", "grade ori", "inspired"),
-        ("asli", "100% original", "baru dengan tag", "dengan nota"),
-        "bukan replika",
-        ("Pengiriman cepat.", "Dikirim 24 jam.", "Termasuk box.", "Gratis retur."),
-    ),
-}  # fmt: skip
+    language: _Words(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    for language, fields in json.loads(
+        (Path(__file__).parent / "catalogue_words.json").read_text(encoding="utf-8")
+    ).items()
+}
 
 # Seller kinds: (share of sellers, chance that an item they list is a counterfeit).
 _SELLER_KINDS: dict[str, tuple[float, float]] = {
@@ -671,7 +607,7 @@ def _listing_row(
     currency = CURRENCIES[listing.market.currency]
     noise = float(rng.lognormal(0.0, 0.06))  # the same item is priced a little differently
     usd = plan.brand.reference_usd * _CATEGORY_PRICE[plan.item.category] * plan.price_ratio * noise
-    label = "infringing" if plan.infringing else "genuine"
+    label = LABELS[int(plan.infringing)]
     infringement_type = ""
     if plan.infringing:
         infringement_type = "copyright" if listing.reupload else "counterfeit"
@@ -758,8 +694,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write a catalogue-like manifest (studio photos, re-uploads, six currencies).",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write into (created if needed)")
-    parser.add_argument("--listings", type=int, default=3000, help="number of listings")
-    parser.add_argument("--sellers", type=int, default=300, help="number of sellers")
+    # option names as documented, destinations as make_catalogue's parameters
+    parser.add_argument(
+        "--listings", dest="n_listings", type=int, default=3000, help="number of listings"
+    )
+    parser.add_argument(
+        "--sellers", dest="n_sellers", type=int, default=300, help="number of sellers"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=112, help="photo side in pixels")
     parser.add_argument("--sep", default=",", help="manifest column separator, e.g. ';'")
@@ -767,15 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        catalogue = make_catalogue(
-            args.out_dir,
-            n_listings=args.listings,
-            n_sellers=args.sellers,
-            seed=args.seed,
-            image_size=args.image_size,
-            sep=args.sep,
-            workers=args.workers,
-        )
+        catalogue = make_catalogue(**vars(args))
     except ValueError as exc:
         parser.error(str(exc))
     stamp = json.loads((catalogue.root / "catalogue.json").read_text(encoding="utf-8"))

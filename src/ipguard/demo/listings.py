@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ipguard.data.schema import MANIFEST_COLUMNS
-from ipguard.data.synthetic_images import (
+from ipguard.data.columns import LABELS, MANIFEST_COLUMNS
+from ipguard.demo.markets import Market
+from ipguard.demo.photos import (
     RGB,
     STAMP_TEXTS,
     ImageSpec,
@@ -39,11 +40,14 @@ from ipguard.data.synthetic_images import (
     render_image,
     render_reference_logo,
 )
-from ipguard.data.synthetic_text import COLOUR_KEYS, OBFUSCATIONS, TextPlan, compose_text
+from ipguard.demo.texts import COLOUR_KEYS, OBFUSCATIONS, TextPlan, compose_text
 
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
+# The generator's name in demo.json as first published: demo folders written before it moved
+# to ipguard.demo.listings stay valid instead of being generated again.
+_GENERATOR = "ipguard.data.synthetic"
 INFRINGING_SHARE = 0.37
 LISTINGS_PER_SELLER = 5.0
 CUE_COLUMNS: tuple[str, ...] = (
@@ -123,14 +127,6 @@ _FAKE_MARK_COLOURS: tuple[RGB, ...] = (
     (200, 20, 20), (20, 20, 200), (240, 240, 240), (20, 20, 20), (240, 200, 0), (0, 160, 80),
     (150, 0, 150), (255, 120, 0),
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Market:
-    country: str
-    language: str
-    currency: str
-    weight: float
 
 
 MARKETS: tuple[Market, ...] = (
@@ -576,7 +572,7 @@ def _validate(n: Any, seed: Any, image_size: Any, label_noise: Any) -> None:
 
 def _stamp(n: int, seed: int, image_size: int, label_noise: float) -> dict[str, Any]:
     return {
-        "generator": "ipguard.data.synthetic",
+        "generator": _GENERATOR,
         "version": GENERATOR_VERSION,
         "n": int(n),
         "seed": int(seed),
@@ -649,10 +645,10 @@ def generate_demo_data(
         (images_dir / f"{item.listing_id}.jpg").write_bytes(data)
 
         text = compose_text(item.text, text_rng)
-        label = "infringing" if item.infringing else "genuine"
+        label = LABELS[int(item.infringing)]
         infringement_type = item.infringement_type
         if i in flipped:
-            label = "genuine" if item.infringing else "infringing"
+            label = LABELS[int(not item.infringing)]
             infringement_type = "" if item.infringing else "other"
         currency = item.market.currency
         price = item.brand.reference_price * item.price_ratio * FX_PER_USD[currency]
@@ -768,6 +764,39 @@ def _is_complete(root: Path, expected: dict[str, Any]) -> bool:
     return all((images / f"L{i:0{width}d}.jpg").is_file() for i in range(1, expected["n"] + 1))
 
 
+def demo_manifest(
+    out_dir: str | Path, n: int = 2000, seed: int = 0, wanted: bool = True
+) -> str | None:
+    """The demo manifest in ``out_dir``, generated on first use; ``None`` unless ``wanted``.
+
+    The configs' ``${ipguard.demo_manifest:DIR[,N,SEED[,WANTED]]}`` (see :mod:`ipguard.config`):
+    a config resolves it only when it reads the manifest, so a user's ``manifest=PATH``
+    replaces it before anything is generated.
+    """
+    if not wanted:
+        return None
+    return str(ensure_demo_data(out_dir, n=n, seed=seed).manifest_path)
+
+
+def demo_catalog(manifest: str | Path | None) -> str | None:
+    """The brand catalog (one price per brand and demo currency) of a demo manifest; ``None``
+    for any other manifest, which brings its own catalog or none.
+
+    The configs' ``${ipguard.demo_catalog:${manifest}}``: the catalog follows the manifest.
+    """
+    if manifest is None:
+        return None
+    path = Path(manifest)
+    try:
+        stamp = json.loads((path.parent / "demo.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    generated = isinstance(stamp, dict) and stamp.get("generator") == _GENERATOR
+    if not generated or path.name != "listings.csv":
+        return None
+    return str(_dataset(path.parent, int(stamp["n"])).catalog_path)
+
+
 def describe(dataset: DemoDataset) -> dict[str, Any]:
     """Counts per label and language, as the CLI prints them; read from the manifest."""
     with dataset.manifest_path.open(encoding="utf-8", newline="") as handle:
@@ -788,11 +817,12 @@ __all__ = [
     "CATALOG_CURRENCIES",
     "COLOUR_KEYS",
     "FX_PER_USD",
-    "MANIFEST_COLUMNS",
     "MARKETS",
     "Brand",
     "DemoDataset",
     "Market",
+    "demo_catalog",
+    "demo_manifest",
     "describe",
     "ensure_demo_data",
     "generate_demo_data",
