@@ -8,7 +8,7 @@ Run (inside the shared CPU lock; about 15-25 minutes on 2 cores with the default
 The demo data is about 37% infringing, far more than a marketplace sees. This generates a
 larger demo set, keeps every genuine listing and a random subset of infringing ones so that
 ``--positive-rate`` of the rows infringe, writes that manifest next to the images, and trains
-the image model once per ``imbalance`` option and seed with :func:`ipguard.training.train`
+the image model once per ``imbalance`` option and seed with :func:`ipguard.jobs.train.train`
 (the same code path as ``ipguard-train imbalance=...``). All runs share one split (the first
 run's ``splits.csv``), so the options are compared on the same test listings; seeds vary the
 initialisation, shuffling and augmentation only.
@@ -34,7 +34,7 @@ from ipguard.config import compose
 from ipguard.data.datasets import label_array
 from ipguard.data.synthetic import ensure_demo_data
 from ipguard.evaluation.metrics import recall_at_precision
-from ipguard.training import IMBALANCE, train
+from ipguard.jobs.train import IMBALANCE, train
 
 
 def imbalanced_manifest(manifest: Path, positive_rate: float, seed: int) -> Path:

@@ -16,7 +16,7 @@ The same data, the same model and the same seeds, only the split changes:
 
 Two models: the TF-IDF + logistic-regression text baseline
 (:class:`ipguard.models.baselines.TfidfTextModel`, seconds per fit, all four splits) and the
-image model ``tiny_cnn`` trained through :func:`ipguard.training.train` with
+image model ``tiny_cnn`` trained through :func:`ipguard.jobs.train.train` with
 ``register=false`` (a few epochs, ``--image-strategies``). For each split the table gives the
 test size, the split's leaks (:func:`ipguard.data.splits.leakage_report`) and the test AUROC
 per seed with its mean and spread; the gap is the random split's mean minus the others'.
@@ -125,7 +125,7 @@ def image_outcomes(
     """Train ``tiny_cnn`` through ``train(cfg)`` (not registered), per strategy and seed."""
     from ipguard.config import compose
     from ipguard.data.splits import load_splits
-    from ipguard.training import train
+    from ipguard.jobs.train import train
 
     outcomes = []
     for strategy in strategies:

@@ -39,8 +39,8 @@ from ipguard.data.schema import load_manifest
 from ipguard.data.splits import load_splits
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.evaluation.metrics import auroc
+from ipguard.jobs.train import train
 from ipguard.nets.image import ImageNetwork
-from ipguard.training import train
 
 VARIANTS: dict[str, list[str]] = {
     "ipguard": [],

@@ -46,7 +46,7 @@ class Run:
 
 def _train(model: str, overrides: list[str]) -> Run:
     from ipguard import config
-    from ipguard.training import train
+    from ipguard.jobs.train import train
 
     cfg = config.compose("train", [f"model={model}", "register=false", *overrides])
     start = time.perf_counter()

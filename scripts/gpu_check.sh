@@ -58,7 +58,7 @@ import torch
 from omegaconf import open_dict
 
 from ipguard.config import compose
-from ipguard.training import train
+from ipguard.jobs.train import train
 
 batch_size, num_workers, warmup = (int(a) for a in sys.argv[1:4])
 

@@ -17,8 +17,8 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "compose": "ipguard.config",
-    "train": "ipguard.training",
-    "TrainResult": "ipguard.training",
+    "train": "ipguard.jobs.train",
+    "TrainResult": "ipguard.jobs.train",
     "generate_demo_data": "ipguard.data.synthetic",
     "load_manifest": "ipguard.data.schema",
     "ListingScorer": "ipguard.serving.scorer",

@@ -1,8 +1,9 @@
 """Hydra entry points: thin wrappers that compose a config and call a plain function.
 
-Each ``*_main`` is a console script (see pyproject.toml). All logic lives in ``train``,
-``evaluate``... so notebooks and tests call those directly with
-``ipguard.config.compose(...)``.
+Each ``*_main`` is a console script (see pyproject.toml). All logic lives in the jobs
+(``ipguard.jobs.train.train``, ``ipguard.jobs.evaluate.evaluate``...), so notebooks and tests
+call those directly with ``ipguard.config.compose(...)``. Each entry point imports its own job
+only when it runs, so one command never loads another's stack (Lightning for training...).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
     """``ipguard-train``; returns the optimised metric for Hydra sweepers."""
-    from ipguard.training import train
+    from ipguard.jobs.train import train  # its job only: Lightning and MLflow load here
 
     result = train(cfg)
     print(result.summary_line(), flush=True)
@@ -31,7 +32,7 @@ def train_main(cfg: DictConfig) -> float | None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_main(cfg: DictConfig) -> None:
     """``ipguard-evaluate``: report on any manifest for any registered version or checkpoint."""
-    from ipguard.evaluate import evaluate
+    from ipguard.jobs.evaluate import evaluate  # its job only: MLflow loads here
 
     print(evaluate(cfg).summary_line(), flush=True)
 
@@ -39,7 +40,7 @@ def evaluate_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def export_main(cfg: DictConfig) -> None:
     """``ipguard-export``: package a trained model as a pyfunc and register it."""
-    from ipguard.export.job import export
+    from ipguard.jobs.export import export  # its job only: MLflow and torch load here
 
     print(export(cfg).summary_line(), flush=True)
 
@@ -47,7 +48,7 @@ def export_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="promote")
 def promote_main(cfg: DictConfig) -> None:
     """``ipguard-promote``: move ``champion`` to the challenger only if the gate passes."""
-    from ipguard.export.promotion import promote
+    from ipguard.jobs.promote import promote  # its job only: MLflow loads here
 
     print(promote(cfg).summary_line(), flush=True)
 

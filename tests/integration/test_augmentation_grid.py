@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ipguard.config import compose
-from ipguard.training import train
+from ipguard.jobs.train import train
 
 pytestmark = pytest.mark.integration
 

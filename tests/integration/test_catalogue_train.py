@@ -18,7 +18,7 @@ import pytest
 from ipguard.config import compose
 from ipguard.data.tabular import FEATURE_NAMES, TabularFeaturizer
 from ipguard.demo.catalogue import make_catalogue
-from ipguard.training import train
+from ipguard.jobs.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from ipguard.config import compose
+from ipguard.jobs.train import train
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import ModelSpec, folder_in_logged_model
-from ipguard.training import train
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def _train(root: Path, manifest: Path, *overrides: str) -> Any:
 def stacked(demo_small: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("late-fusion-home")
     manifest = demo_small.manifest_path
-    image = _train(root, manifest, "model.backbone=tiny_cnn")
+    image = _train(root, manifest, "model=image", "model.backbone=tiny_cnn")
     text = _train(root, manifest, "model=text_tfidf")
     late = _train(root, manifest, "model=late_fusion")
     return {"image": image, "text": text, "late": late, "manifest": manifest}

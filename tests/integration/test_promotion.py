@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from tiny_registry import TinyStore, subprocess_env, train_tiny_model
 
 from ipguard.config import compose
-from ipguard.export.promotion import GateRule, gate
+from ipguard.registry.promotion import GateRule, gate
 from ipguard.serving.scorer import ListingScorer
 
 pytestmark = pytest.mark.integration
@@ -107,8 +107,8 @@ def test_first_promotion_without_champion_promotes_and_tags(
 def test_worse_challenger_is_refused_and_champion_stays(
     store: TinyStore, frozen_manifest: Path, in_process: None, tmp_path: Path
 ) -> None:
-    from ipguard.export.job import export
-    from ipguard.export.promotion import promote
+    from ipguard.jobs.export import export
+    from ipguard.jobs.promote import promote
 
     client = store.client()
     if client.get_registered_model(store.name).aliases.get("champion") is None:

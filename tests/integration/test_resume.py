@@ -3,7 +3,8 @@ the same run folder ends with the weights and metrics of a run that was never in
 
 Lightning checkpoints hold the model, optimiser, scheduler, loop and callback states but no
 random-number generator states; ipguard therefore draws every epoch's randomness (shuffle
-order, dropout, augmentation) from ``(seed, epoch, rank)`` alone (``training.EpochSeeding``).
+order, dropout, augmentation) from ``(seed, epoch, rank)`` alone
+(``ipguard.jobs.train.EpochSeeding``).
 Tolerance: under ``trainer.deterministic=true`` on CPU with ``data.num_workers=0`` the two
 runs agree to 1e-6 absolute on every weight and buffer (in practice bit for bit).
 """
@@ -19,7 +20,7 @@ import torch
 from omegaconf import open_dict
 
 from ipguard.config import compose
-from ipguard.training import train
+from ipguard.jobs.train import train
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ipguard.config import compose
-from ipguard.tracking import configure_tracking, resolve_tracking_uri, uri_environment_kept
-from ipguard.training import train
+from ipguard.jobs.run import configure_tracking, resolve_tracking_uri, uri_environment_kept
+from ipguard.jobs.train import train
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import torch
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard import training
 from ipguard.config import CONFIG_DIR, compose, config_names
 from ipguard.data.samplers import EpochWeightedSampler
+from ipguard.jobs import train as training
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 TRAIN_GROUPS = [

@@ -20,12 +20,9 @@ from PIL import Image
 from ipguard.config import compose
 from ipguard.data.fingerprint import dataset_fingerprint
 from ipguard.data.schema import ManifestError, load_manifest
-from ipguard.evaluate import (
-    OPTIMISTIC_NOTE,
-    EvaluationResult,
-    checkpoint_class,
-    evaluate,
-)
+from ipguard.jobs.evaluate import EvaluationResult, evaluate
+from ipguard.jobs.thresholds import OPTIMISTIC_NOTE
+from ipguard.models.loading import checkpoint_class
 
 PLOTS = ("roc.png", "pr.png", "reliability.png", "score_histogram.png", "lanes.png")
 TABLES = ("metrics.csv", "slices.csv", "scores.csv", "reliability.csv")
@@ -40,7 +37,7 @@ SUMMARY = re.compile(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A registered ipguard-image v1 (tiny_cnn, two batches of training) and its files."""
-    from ipguard.training import train
+    from ipguard.jobs.train import train
 
     root = tmp_path_factory.mktemp("project")
     with pytest.MonkeyPatch.context() as mp:
@@ -177,16 +174,22 @@ def test_checkpoint_is_scored_uncalibrated_with_a_policy_labelled_optimistic(
     assert "ECE is the uncalibrated one" in text
 
 
-def test_checkpoint_class_is_inferred_and_an_unknown_one_asks_for_model_class(trained):
+def test_checkpoint_class_is_recorded_and_a_checkpoint_without_it_asks_for_model_class(
+    trained, tmp_path
+):
     import torch
 
     from ipguard.models.image_classifier import ImageClassifier
 
     ckpt = trained["result"].best_checkpoint
-    hparams = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]
-    assert checkpoint_class(ckpt, hparams, None) is ImageClassifier
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert saved["ipguard_class"] == "ipguard.models.image_classifier.ImageClassifier"
+    assert checkpoint_class(ckpt) is ImageClassifier
+    del saved["ipguard_class"]  # as saved by an older ipguard
+    unnamed = tmp_path / "unnamed.ckpt"
+    torch.save(saved, unnamed)
     with pytest.raises(ValueError, match="model_class="):
-        checkpoint_class(ckpt, {"no_such_argument": 1}, None)
+        checkpoint_class(unnamed)
 
 
 def test_config_thresholds_replace_the_stored_policy_in_report_and_scores(

@@ -240,9 +240,9 @@ def test_exported_late_fusion_model_is_self_contained(
 
 
 def test_missing_base_model_names_the_source(tmp_path: Path) -> None:
-    from ipguard.models.late_fusion import resolve_model_folder
+    from ipguard.models.loading import load_model
 
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="not-a-model: expected an exported ipguard"):
-        resolve_model_folder(empty, tmp_path / "dl")
+        load_model(empty, tmp_path / "dl")

@@ -38,54 +38,14 @@ import numpy as np
 import pandas as pd
 
 from ipguard.data.tabular import TabularFeaturizer
+from ipguard.models.loading import load_model
 from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
 from ipguard.serving.inputs import collect_inputs
-from ipguard.serving.spec import SPEC_FILE, folder_in_logged_model
 from ipguard.serving.stacking import stacking_features
 
 #: where the base models live inside an exported late-fusion model
 BASES_DIR = "bases"
 BASE_ROLES = ("image", "text")
-
-
-def resolve_model_folder(source: str | Path, download_dir: str | Path) -> Path:
-    """The exported model folder (with ``spec.json``) behind a model URI or a local path.
-
-    ``source`` is an exported folder, a logged/downloaded MLflow model folder, or any URI
-    MLflow can download (``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``).
-    """
-    local = Path(str(source)).expanduser()
-    if (local / SPEC_FILE).is_file():
-        return local
-    logged = folder_in_logged_model(local)
-    if logged is not None:
-        return logged
-    if local.exists():
-        raise FileNotFoundError(
-            f"{source}: expected an exported ipguard model folder with {SPEC_FILE} (or a logged "
-            "ipguard MLflow model whose MLmodel names its 'model_dir' artifact), found neither"
-        )
-    import mlflow
-
-    try:
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=str(source), dst_path=str(download_dir)
-            )
-        )
-    except Exception as err:  # MlflowException, OSError: say which model and which registry
-        raise FileNotFoundError(
-            f"{source}: could not download this model from the MLflow registry at "
-            f"{mlflow.get_tracking_uri()}; train and register it first, or pass an exported "
-            f"model folder ({type(err).__name__}: {err})"
-        ) from err
-    folder = folder_in_logged_model(downloaded)
-    if folder is None:
-        raise FileNotFoundError(
-            f"{source}: downloaded to {downloaded}, but it is not an ipguard model (its MLmodel "
-            f"names no 'model_dir' artifact holding {SPEC_FILE})"
-        )
-    return folder
 
 
 def _absolute_images(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
@@ -139,14 +99,14 @@ class LateFusionClassifier:
     def bases(self) -> dict[str, Any]:
         """The base models as loaded scorers, fetched on first use."""
         if self._bases is None:
-            from ipguard.serving.scorer import ListingScorer
-
             self._download_dir = tempfile.TemporaryDirectory(prefix="ipguard-late-fusion-")
             self._bases = {}
             for role in BASE_ROLES:
                 target = Path(self._download_dir.name) / role
-                self._folders[role] = resolve_model_folder(self.sources[role], target)
-                self._bases[role] = ListingScorer.load(self._folders[role])
+                # ListingScorer, not the pyfunc: the stacker reads the scorer's predictor
+                loaded = load_model(self.sources[role], target, through_pyfunc=False)
+                self._folders[role] = loaded.folder
+                self._bases[role] = loaded.listing_scorer
         return self._bases
 
     def _features(self, frame: pd.DataFrame, root: Path) -> tuple[np.ndarray, Any]:

@@ -19,6 +19,9 @@ from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, Bin
 from ipguard.models.losses import binary_loss
 from ipguard.nets.embedder import ImageEmbedder
 
+#: the checkpoint key under which a module records its import path
+CHECKPOINT_CLASS_KEY = "ipguard_class"
+
 
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
@@ -101,8 +104,13 @@ class ListingClassifier(L.LightningModule):
             for p in self.backbone_parameters():
                 p.requires_grad_(False)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the class, so a checkpoint is rebuilt without guessing it from its
+        hyper-parameters (``ipguard.models.loading.checkpoint_class`` reads it back)."""
+        checkpoint[CHECKPOINT_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
     def export_spec(self) -> dict[str, Any]:
-        """JSON description from which ``ipguard.export`` rebuilds :attr:`network`."""
+        """JSON description from which serving rebuilds :attr:`network`."""
         raise NotImplementedError
 
     # --- training loop -----------------------------------------------------------------------

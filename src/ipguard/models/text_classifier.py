@@ -155,6 +155,7 @@ class MiniLMClassifier(_TextClassifier):
         return list(self.net.encoder.parameters()) if self.hparams.fine_tune else []
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # records the class
         if not self.hparams.fine_tune:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith(_ENCODER_PREFIX)]:

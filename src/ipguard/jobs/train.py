@@ -9,19 +9,32 @@ test -> export and register in MLflow with alias ``challenger``.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import mlflow
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
+import torch
+from hydra.utils import get_class, instantiate
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard.data.datasets import label_array
-from ipguard.tracking import configure_tracking
+from ipguard.data.columns import label_array
+from ipguard.data.transforms import Preprocessing, describe_recipe, render_augmentation_grid
+from ipguard.evaluation.calibration import fit_calibrator
+from ipguard.evaluation.metrics import auroc, average_precision, headline_metrics
+from ipguard.evaluation.policy import fit_policy_from_settings
+from ipguard.evaluation.slices import sliced_metrics
+from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
+from ipguard.registry.package import write_model_dir
+from ipguard.registry.registration import log_and_register, request_example
+from ipguard.serving.kinds import model_kind
+from ipguard.serving.onnx import add_onnx
+from ipguard.text.language import detect_languages
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +79,6 @@ class TrainResult:
         return f"{head} test_auroc={auroc:.4f} tracking_uri={self.tracking_uri}"
 
 
-def resolve_output_dir(cfg: DictConfig) -> Path:
-    """Hydra's run folder under the CLI (shared by DDP ranks), a timestamped one otherwise."""
-    if cfg.paths.get("output_dir"):
-        return Path(cfg.paths.output_dir).resolve()
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir).resolve()
-    except ValueError:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-        return (Path(cfg.paths.root_dir) / "runs" / stamp).resolve()
-
-
 def _imbalance_overrides(kind: str, positive_fraction: float) -> dict[str, Any]:
     if kind not in IMBALANCE:
         raise ValueError(f"imbalance must be one of {IMBALANCE}, got {kind!r}")
@@ -105,10 +105,6 @@ class EpochSeeding(L.Callback):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import random
-
-        import torch
-
         epoch = trainer.current_epoch
         global_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
         random.seed(global_seed)
@@ -128,8 +124,6 @@ def _instantiate_list(section: DictConfig | None) -> list[Any]:
 
 
 def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_dir: Path) -> None:
-    import mlflow
-
     resolved = OmegaConf.to_container(cfg, resolve=True)
     client.log_dict(run_id, resolved, "config/train.yaml")
     summary = dm.summary()
@@ -149,12 +143,6 @@ def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_di
         mlflow.log_input(dataset, context="training")
         mlflow.set_tag("data_fingerprint", dm.fingerprint)
     if "image" in dm.modalities:
-        from ipguard.data.transforms import (
-            Preprocessing,
-            describe_recipe,
-            render_augmentation_grid,
-        )
-
         pre = Preprocessing(**dm.preprocessing)
         client.log_dict(run_id, describe_recipe(dm.augment, pre), "data/augmentation.json")
         samples = dm.sample_images()
@@ -169,12 +157,8 @@ def _log_test_slices(
     client: Any, run_id: str, frame: pd.DataFrame, scores: np.ndarray, policy: Any, out: Path
 ) -> pd.DataFrame:
     """Test metrics per brand, category, market, language and infringement type."""
-    from ipguard.evaluation.slices import sliced_metrics
-
     scored = frame.assign(score=scores)
     if "language" not in scored or scored["language"].isna().all():
-        from ipguard.text.language import detect_languages
-
         scored["language"] = detect_languages(scored["title"].tolist())
     slices = sliced_metrics(scored, policy=policy)
     path = out / "test_slices.csv"
@@ -183,22 +167,54 @@ def _log_test_slices(
     return slices
 
 
+def _loggers(cfg: DictConfig, output_dir: Path, tracking_uri: str, model: Any) -> list[Any]:
+    """The Lightning loggers of ``cfg.logger``, one per entry with a ``_target_``.
+
+    An MLflow logger is pointed at the job's own store and tagged with the model class: its run
+    is the one the model is then logged and registered from, so it cannot live elsewhere. A
+    ``save_dir`` left null is the run folder.
+    """
+    loggers: list[Any] = []
+    for c in (cfg.get("logger") or {}).values():
+        if not c or "_target_" not in c:
+            continue
+        extra: dict[str, Any] = {}
+        if "save_dir" in c and c.save_dir is None:
+            extra["save_dir"] = str(output_dir)
+        if issubclass(get_class(c._target_), L.pytorch.loggers.MLFlowLogger):
+            tags = OmegaConf.to_container(c.tags, resolve=True) if c.get("tags") else {}
+            extra.update(tracking_uri=tracking_uri, tags={**tags, "model": type(model).__name__})
+        loggers.append(instantiate(c, **extra))
+    return loggers
+
+
+def _new_run(cfg: DictConfig, model: Any, experiment_id: str) -> str:
+    """An MLflow run for a model no MLflow logger records (estimators, ``logger=none``):
+    registration needs one, and the test metrics and data facts are logged to it."""
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=cfg.get("run_name"),
+        tags={"model": type(model).__name__, "task": cfg.task_name},
+    )
+    mlflow.end_run()
+    return run.info.run_id
+
+
 def _fit_lightning(
-    cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str
+    cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str, experiment_id: str
 ) -> tuple[Any, TrainResult, bool]:
     """Lightning fit + test; returns the best model (on CPU), the result, and rank-zero-ness."""
     callbacks = [*_instantiate_list(cfg.get("callbacks")), EpochSeeding(cfg.seed)]
     for cb in callbacks:
         if isinstance(cb, L.pytorch.callbacks.ModelCheckpoint) and cb.dirpath is None:
             cb.dirpath = str(output_dir / "checkpoints")
-    mlf_logger = L.pytorch.loggers.MLFlowLogger(
-        experiment_name=cfg.mlflow.experiment,
-        tracking_uri=tracking_uri,
-        run_name=cfg.get("run_name"),
-        tags={"model": type(model).__name__, "task": cfg.task_name},
-    )
+    loggers = _loggers(cfg, output_dir, tracking_uri, model)
+    if not loggers:  # LearningRateMonitor refuses a trainer without a logger to write to
+        callbacks = [
+            c for c in callbacks if not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)
+        ]
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=mlf_logger, default_root_dir=str(output_dir)
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(output_dir)
     )
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path == "last":
@@ -211,7 +227,11 @@ def _fit_lightning(
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics["val/auroc_best"] = float(checkpoint.best_model_score)
-    result = TrainResult(metrics, output_dir, tracking_uri, mlf_logger.run_id, best)
+    mlflow_loggers = [lg for lg in loggers if isinstance(lg, L.pytorch.loggers.MLFlowLogger)]
+    run_id = mlflow_loggers[0].run_id if mlflow_loggers else None  # None on ranks other than 0
+    if not mlflow_loggers and trainer.global_rank == 0:
+        run_id = _new_run(cfg, model, experiment_id)
+    result = TrainResult(metrics, output_dir, tracking_uri, run_id, best)
     if best is not None and trainer.global_rank == 0:
         model = type(model).load_from_checkpoint(best, map_location="cpu")
     return model, result, trainer.global_rank == 0
@@ -221,16 +241,7 @@ def _fit_estimator(
     cfg: DictConfig, model: Any, dm: Any, output_dir: Path, tracking_uri: str, experiment_id: str
 ) -> tuple[Any, TrainResult]:
     """Models outside Lightning (e.g. TF-IDF + logistic regression) train on the frames."""
-    import mlflow
-
-    from ipguard.evaluation.metrics import auroc, average_precision
-
-    run = mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=cfg.get("run_name"),
-        tags={"model": type(model).__name__, "task": cfg.task_name},
-    )
-    mlflow.end_run()
+    run_id = _new_run(cfg, model, experiment_id)
     model.fit_frames(dm.frames["train"], dm.root)
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
@@ -239,7 +250,7 @@ def _fit_estimator(
         metrics[f"{split}/auroc"] = auroc(scores, labels)
         metrics[f"{split}/ap"] = average_precision(scores, labels)
     metrics["val/auroc_best"] = metrics["val/auroc"]
-    return model, TrainResult(metrics, output_dir, tracking_uri, run.info.run_id)
+    return model, TrainResult(metrics, output_dir, tracking_uri, run_id)
 
 
 def _image_embedder(model: Any) -> Any:
@@ -257,20 +268,11 @@ def _split_scores(model: Any, dm: Any, split: str) -> np.ndarray:
 
 def train(cfg: DictConfig) -> TrainResult:
     """Train, evaluate, and (if ``cfg.register``) register one model. See module docstring."""
-    from hydra.utils import get_class
-    from mlflow.tracking import MlflowClient
-
-    from ipguard.evaluation.calibration import fit_calibrator
-    from ipguard.evaluation.metrics import headline_metrics
-    from ipguard.evaluation.policy import fit_policy_from_settings
-
     L.seed_everything(cfg.seed, workers=True)
     output_dir = resolve_output_dir(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)
-    root = Path(cfg.paths.root_dir).resolve()
-    tracking_uri, experiment_id = configure_tracking(
-        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
-    )
+    tracking = job_tracking(cfg)
+    tracking_uri, experiment_id = tracking.uri, tracking.experiment_id
 
     dm = instantiate(cfg.data, output_dir=str(output_dir))
     dm.prepare_data()
@@ -299,7 +301,9 @@ def train(cfg: DictConfig) -> TrainResult:
     if hasattr(model, "attach_data"):
         model.attach_data(dm)  # e.g. the fused model sizes its tabular input from the data
     if is_lightning:
-        model, result, rank_zero = _fit_lightning(cfg, model, dm, output_dir, tracking_uri)
+        model, result, rank_zero = _fit_lightning(
+            cfg, model, dm, output_dir, tracking_uri, experiment_id
+        )
         if not rank_zero:
             return result
     else:
@@ -333,7 +337,7 @@ def train(cfg: DictConfig) -> TrainResult:
         result.registered, result.model_dir = _register(
             cfg, model, dm, calibrator, policy, result, client, run_id
         )
-    log.info(result.summary_line())
+    announce(result)
     return result
 
 
@@ -347,12 +351,6 @@ def _register(
     client: Any,
     run_id: str,
 ) -> tuple[Any, Path]:
-    import mlflow
-
-    from ipguard.provenance import config_hash, git_commit
-    from ipguard.registry.package import write_model_dir
-    from ipguard.registry.registration import log_and_register, request_example
-
     headline = {
         "test_auroc": result.metrics.get("test/auroc", float("nan")),
         "test_ap": result.metrics.get("test/ap", float("nan")),
@@ -368,11 +366,8 @@ def _register(
         metrics=headline,
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
-    if cfg.get("onnx"):
-        from ipguard.serving.onnx import ONNX_KINDS, add_onnx
-
-        if spec.kind in ONNX_KINDS:
-            add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
+    if cfg.get("onnx") and model_kind(spec.kind).onnx:
+        add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
     tags = {
         "git_commit": git_commit(),
         "data_fingerprint": dm.fingerprint,

@@ -1,13 +1,13 @@
-"""``promote(cfg)``: the gate that moves ``champion``, and the only thing that ever does.
+"""``promote(cfg)``: the job that moves ``champion``, and the only thing that ever does.
 
 Screening services load ``models:/<name>@champion``; a new model reaches them only after it
 proved, on a frozen evaluation set, that it is no worse than the model it replaces. Both
 versions are scored through the served pyfunc (``mlflow.pyfunc.load_model``), exactly as a
-service would run them, on the same listings; the rule (:class:`GateRule`) compares their
-average precision and their recall at their own reject thresholds (the share of infringing
-listings removed automatically). The decision, its reason and both sets of metrics are written
-as tags on the challenger version, promoted or not, so the registry says why each version is or
-is not serving.
+service would run them, on the same listings; the gate
+(:func:`ipguard.registry.promotion.gate`) compares their average precision and their recall at
+their own reject thresholds (the share of infringing listings removed automatically). The
+decision, its reason and both sets of metrics are written as tags on the challenger version,
+promoted or not, so the registry says why each version is or is not serving.
 
 The evaluation set is a labelled manifest (``manifest=PATH``), frozen by the team: its
 fingerprint is recorded with the decision. ``demo_holdout=true`` uses a demo set generated with a
@@ -16,7 +16,6 @@ seed that no training default uses, for trying the gate on the demo data.
 
 from __future__ import annotations
 
-import logging
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -25,70 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from ipguard.evaluation.metrics import headline_metrics
+from ipguard.evaluation.policy import Policy
+from ipguard.jobs.listings import Listings, load_listings
+from ipguard.jobs.run import announce, job_tracking
+from ipguard.jobs.scoring import score_listings
+from ipguard.models.loading import load_model
+from ipguard.registry.promotion import COMPARED, SHORT, GateRule, gate
 
 PROMOTED = "promoted"
 REFUSED = "refused"
 UNCHANGED = "unchanged"
-COMPARED = ("average_precision", "auroc", "recall_at_reject", "precision_at_reject")
-SHORT = {"average_precision": "ap"}
-
-
-@dataclass(frozen=True)
-class GateRule:
-    """When a challenger may replace the champion.
-
-    The default asks for no loss that matters to a trust-and-safety team: ranking quality (AP)
-    within ``tolerance`` of the champion's, and at least as many infringing listings removed
-    automatically (recall at the reject threshold, within ``recall_tolerance``).
-    """
-
-    metric: str = "average_precision"
-    """Ranking metric compared first (any of :data:`COMPARED`)."""
-    tolerance: float = 0.01
-    """How much lower than the champion's ``metric`` the challenger's may be."""
-    require_recall_at_reject: bool = True
-    """Also require recall at the reject threshold not lower than the champion's."""
-    recall_tolerance: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.metric not in COMPARED:
-            raise ValueError(f"rule.metric: expected one of {COMPARED}, found {self.metric!r}")
-        for name in ("tolerance", "recall_tolerance"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise ValueError(f"rule.{name}: expected a number in [0, 1), found {value!r}")
-
-
-def gate(
-    challenger: dict[str, float], champion: dict[str, float] | None, rule: GateRule
-) -> tuple[bool, str]:
-    """``(promote?, reason)`` for two models' metrics on the same listings."""
-    if champion is None:
-        return True, "no champion"
-    name = SHORT.get(rule.metric, rule.metric)
-    mine, theirs = challenger[rule.metric], champion[rule.metric]
-    if math.isnan(mine):
-        return False, f"challenger {name} is undefined on the evaluation set (one class only?)"
-    if not math.isnan(theirs) and mine < theirs - rule.tolerance:
-        return False, (
-            f"challenger {name} {mine:.4f} < champion {name} {theirs:.4f} - tolerance "
-            f"{rule.tolerance:g}"
-        )
-    reasons = [f"{name} {mine:.4f} vs champion {theirs:.4f} (tolerance {rule.tolerance:g})"]
-    if rule.require_recall_at_reject:
-        mine_r, theirs_r = challenger["recall_at_reject"], champion["recall_at_reject"]
-        if math.isnan(mine_r) or (
-            not math.isnan(theirs_r) and mine_r < theirs_r - rule.recall_tolerance
-        ):
-            return False, (
-                f"challenger recall at reject {mine_r:.4f} < champion {theirs_r:.4f}"
-                + (f" - tolerance {rule.recall_tolerance:g}" if rule.recall_tolerance else "")
-            )
-        reasons.append(f"recall at reject {mine_r:.4f} vs champion {theirs_r:.4f}")
-    return True, "; ".join(reasons)
 
 
 @dataclass
@@ -126,13 +76,8 @@ class PromotionResult:
 
 def promote(cfg: DictConfig) -> PromotionResult:
     """Evaluate challenger and champion on the frozen set; move ``champion`` if the gate passes."""
-    from mlflow.tracking import MlflowClient
-
-    from ipguard.tracking import configure_tracking
-
     rule = GateRule(**OmegaConf.to_container(cfg.rule, resolve=True))  # type: ignore[arg-type]
-    root = Path(cfg.paths.root_dir).resolve()
-    tracking_uri, _ = configure_tracking(cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment)
+    tracking_uri = job_tracking(cfg).uri
     client = MlflowClient(tracking_uri)
     name = str(cfg.name)
     challenger = _version_of(client, name, str(cfg.challenger_alias))
@@ -145,7 +90,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
     result = PromotionResult(name, UNCHANGED, "", challenger, champion, tracking_uri=tracking_uri)
     if champion == challenger:
         result.reason = f"v{challenger} already is @{cfg.champion_alias}"
-        log.info(result.summary_line())
+        announce(result)
         return result
 
     with tempfile.TemporaryDirectory(prefix="ipguard-promote-") as scratch:
@@ -164,42 +109,37 @@ def promote(cfg: DictConfig) -> PromotionResult:
     if promote_it:
         client.set_registered_model_alias(name, str(cfg.champion_alias), challenger)
     _tag(client, result, rule)
-    log.info(result.summary_line())
+    announce(result)
     return result
 
 
 def _version_of(client: Any, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
-def _evaluation_set(cfg: DictConfig, scratch: Path) -> Any:
+def _evaluation_set(cfg: DictConfig, scratch: Path) -> Listings:
     """The frozen labelled listings: ``manifest``, or the demo hold-out when asked for."""
-    from ipguard.evaluate import load_listings
-
     if not cfg.get("manifest") and not cfg.get("demo_holdout"):
         raise ValueError(
             "ipguard-promote: expected manifest=<frozen labelled evaluation listings>, or "
             "demo_holdout=true to use the demo hold-out set; found neither"
         )
-    # load_listings falls back to cfg.demo (the hold-out) when no manifest is given
-    return load_listings(cfg, scratch, None, scratch)  # type: ignore[arg-type]
+    # with demo_holdout=true the config's manifest is the demo hold-out (configs/promote.yaml)
+    return load_listings(cfg, scratch, None, scratch)
 
 
-def _score(name: str, version: str, listings: Any, scratch: Path, cfg: DictConfig) -> Any:
+def _score(
+    name: str, version: str, listings: Listings, scratch: Path, cfg: DictConfig
+) -> tuple[Any, Policy | None]:
     """One version's output on every listing, through the served pyfunc.
 
     Loaded by version number, not alias, so the version judged is the version promoted even if
     someone moves an alias meanwhile.
     """
-    from ipguard.evaluate import load_model, score_listings
-
-    uri = f"models:/{name}/{version}"
-    model = load_model(OmegaConf.create({"model_uri": uri}), scratch / f"v{version}")
+    model = load_model(f"models:/{name}/{version}", scratch / f"v{version}")
     scored = score_listings(model.scorer, listings.frame, listings.root, int(cfg.batch_size))
     return scored, model.policy
 
@@ -213,8 +153,6 @@ def _compare(
     ranking metrics cannot include it, and comparing on different rows would be unfair, so
     both are judged on the rows both scored, and the unscored counts are recorded beside.
     """
-    from ipguard.evaluation.metrics import headline_metrics
-
     scores = {role: out["score"].to_numpy(dtype=np.float64) for role, (out, _) in outputs.items()}
     both = np.logical_and.reduce([np.isfinite(s) for s in scores.values()])
     rows = {"evaluated": int(both.sum()), "total": len(labels)}
@@ -234,14 +172,7 @@ def _tag(client: Any, result: PromotionResult, rule: GateRule) -> None:
         "promotion_decision": result.decision,
         "promotion_reason": result.reason,
         "promotion_champion_version": result.champion_version or "none",
-        "promotion_rule": (
-            f"{rule.metric} >= champion - {rule.tolerance:g}"
-            + (
-                f" and recall_at_reject >= champion - {rule.recall_tolerance:g}"
-                if rule.require_recall_at_reject
-                else ""
-            )
-        ),
+        "promotion_rule": rule.describe(),
         "promotion_manifest": str(result.manifest),
         "promotion_data_fingerprint": result.fingerprint,
         "promotion_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

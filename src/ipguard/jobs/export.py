@@ -16,24 +16,32 @@ runs, so the calibrator sees exactly the raw scores the served model will produc
 
 from __future__ import annotations
 
-import logging
 import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, ONNX_KINDS, PARITY_FILE, add_onnx
+from ipguard.data.columns import label_array
+from ipguard.evaluation.calibration import fit_calibrator
+from ipguard.evaluation.metrics import headline_metrics
+from ipguard.evaluation.policy import fit_policy_from_settings
+from ipguard.jobs.listings import load_listings
+from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
+from ipguard.jobs.scoring import score_listings
+from ipguard.models.loading import IDENTITY_CALIBRATOR, PLACEHOLDER_POLICY, checkpoint_to_folder
+from ipguard.registry.registration import log_and_register, request_example
+from ipguard.serving.kinds import model_kind
+from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE, add_onnx
+from ipguard.serving.predictors import build_predictor
+from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import SPEC_FILE, ModelSpec
 
-log = logging.getLogger(__name__)
-
-IDENTITY = {"method": "none"}
-# scores nothing into reject or approve until a real policy replaces it
-PLACEHOLDER_POLICY = {"reject_threshold": 1.0, "approve_threshold": 0.0}
 UNKNOWN = "unknown"
 
 
@@ -73,23 +81,13 @@ class _Source:
 
 def export(cfg: DictConfig) -> ExportResult:
     """Package, calibrate, ONNX-export, tag and register one model. See module docstring."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from ipguard.provenance import config_hash, git_commit
-    from ipguard.registry.registration import log_and_register
-    from ipguard.tracking import configure_tracking
-    from ipguard.training import resolve_output_dir
-
-    root = Path(cfg.paths.root_dir).resolve()
-    tracking_uri, experiment_id = configure_tracking(
-        cfg.mlflow.tracking_uri, root, cfg.mlflow.experiment
-    )
+    tracking = job_tracking(cfg)
+    tracking_uri, experiment_id = tracking.uri, tracking.experiment_id
     out_dir = resolve_output_dir(cfg)
     source = _load_source(cfg, out_dir / "model")
     calibration, metrics, example = _calibrate(cfg, source, out_dir)
     parity = None
-    if cfg.onnx and source.spec.kind in ONNX_KINDS:
+    if cfg.onnx and model_kind(source.spec.kind).onnx:
         parity = add_onnx(_network(source), source.spec, source.folder)
     source.spec.save(source.folder)
 
@@ -131,7 +129,7 @@ def export(cfg: DictConfig) -> ExportResult:
         onnx_parity=parity,
         metrics=metrics,
     )
-    log.info(result.summary_line())
+    announce(result)
     return result
 
 
@@ -152,27 +150,10 @@ def _load_source(cfg: DictConfig, folder: Path) -> _Source:
 
 def _from_checkpoint(path: Path, cfg: DictConfig, folder: Path) -> _Source:
     """Rebuild the LightningModule (class from the checkpoint or ``model_class``) and write it."""
-    import torch
-
-    from ipguard.evaluate import checkpoint_class
-    from ipguard.registry.package import write_model_dir
-
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path}: no such checkpoint file")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    module_class = checkpoint_class(path, hparams, cfg.get("model_class"))
-    # the checkpoint's weights replace any pretrained ones, so never look for those offline
-    overrides = {k: v for k, v in (("pretrained", False), ("weights_path", None)) if k in hparams}
-    module = module_class.load_from_checkpoint(path, map_location="cpu", **overrides)
-    written, spec = write_model_dir(
-        module,
-        folder,
-        calibrator=IDENTITY,
-        policy=PLACEHOLDER_POLICY,
-        extras=_tabular_extras(module, cfg),
+    module, written, spec = checkpoint_to_folder(
+        path, folder, model_class=cfg.get("model_class"), brands=cfg.get("brands")
     )
-    network = module.network if spec.kind in ONNX_KINDS else None
+    network = module.network if model_kind(spec.kind).onnx else None
     return _Source(written, spec, network, f"checkpoint {path.resolve()}", False)
 
 
@@ -196,23 +177,7 @@ def _network(source: _Source) -> Any:
     """The torch network to export: the module's, or the one serving rebuilds from the folder."""
     if source.network is not None:
         return source.network
-    from ipguard.serving.predictors import build_predictor
-
     return build_predictor(source.spec, source.folder, runtime="torch").tower.network
-
-
-def _tabular_extras(module: Any, cfg: DictConfig) -> dict[str, Any]:
-    """Models with tabular inputs serve with the brand catalog's featurizer (``brands=``)."""
-    if "tabular" not in getattr(module, "modalities", ()):
-        return {}
-    if not cfg.get("brands"):
-        raise ValueError(
-            f"ckpt={cfg.ckpt}: this model reads tabular features (price against the brand's "
-            "reference price), which need the brand catalog; set brands=<path to brands.csv>"
-        )
-    from ipguard.data.tabular import TabularFeaturizer
-
-    return {"tabular": TabularFeaturizer.from_catalog(str(cfg.brands)).to_dict()}
 
 
 # --- calibrator and policy ------------------------------------------------------------------
@@ -247,23 +212,15 @@ def _calibrate(
 def _fit_on_manifest(
     cfg: DictConfig, source: _Source, out_dir: Path
 ) -> tuple[str, dict[str, float], Any]:
-    from ipguard.data.datasets import label_array
-    from ipguard.evaluate import load_listings, score_listings
-    from ipguard.evaluation.calibration import fit_calibrator
-    from ipguard.evaluation.metrics import headline_metrics
-    from ipguard.evaluation.policy import fit_policy_from_settings
-    from ipguard.registry.registration import request_example
-    from ipguard.serving.scorer import ListingScorer
-
     if cfg.get("split") and not cfg.get("split_file"):
         raise ValueError(
             f"split={cfg.split}: set split_file=<the training run's splits.csv> to say which "
             "rows belong to it"
         )
     spec = source.spec
-    spec.calibrator, spec.policy = dict(IDENTITY), dict(PLACEHOLDER_POLICY)
+    spec.calibrator, spec.policy = dict(IDENTITY_CALIBRATOR), dict(PLACEHOLDER_POLICY)
     spec.save(source.folder)  # raw scores first: the calibrator is fitted on them
-    listings = load_listings(cfg, out_dir, None, out_dir)  # type: ignore[arg-type]
+    listings = load_listings(cfg, out_dir, None, out_dir)
     scorer = ListingScorer.load(source.folder)
     scored = score_listings(scorer.score, listings.frame, listings.root, int(cfg.batch_size))
     raw = scored["score"].to_numpy(dtype=np.float64)

@@ -1,1 +1,0 @@
-"""What screening services load: the MLflow pyfunc, packaging, registry, ONNX."""
