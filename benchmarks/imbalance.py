@@ -80,6 +80,7 @@ def run_one(
         f"data.manifest={manifest}",
         f"data.brands={brands}",
         f"data.image_size={args.image_size}",
+        "model=image",
         f"model.backbone={args.backbone}",
         f"trainer.max_epochs={args.epochs}",
         "trainer.enable_progress_bar=false",

@@ -141,6 +141,7 @@ def image_outcomes(
                     f"mlflow.tracking_uri=sqlite:///{args.work_dir / 'mlflow.db'}",
                     f"data.demo_n={args.n}",
                     f"data.image_size={args.image_size}",
+                    "model=image",
                     "model.backbone=tiny_cnn",
                     f"trainer.max_epochs={args.epochs}",
                     "trainer.enable_progress_bar=false",

@@ -88,6 +88,7 @@ cfg = compose(
         "trainer=gpu",
         "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
+        "model=image",
         "model.backbone=resnet18",
         "data.image_size=128",
         f"data.batch_size={batch_size}",

@@ -3,7 +3,7 @@
 The small public API for notebooks and services::
 
     from ipguard import compose, train
-    result = train(compose("train", ["model.backbone=resnet18"]))
+    result = train(compose("train", ["model=image", "model.backbone=resnet18"]))
 
 Heavy modules load on first use, so ``import ipguard`` stays cheap for serving code.
 """

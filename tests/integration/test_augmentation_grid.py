@@ -30,6 +30,7 @@ def evasion_run(demo_small: Any, tmp_path_factory: pytest.TempPathFactory) -> tu
             "train",
             [
                 "debug=fast",
+                "model=image",
                 "model.backbone=tiny_cnn",
                 "data.augment=evasion",
                 f"data.manifest={demo_small.manifest_path}",

@@ -38,6 +38,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "ipguard.cli",  # the launcher re-runs this module per rank: needs the __main__ guard
         "trainer=ddp_cpu",
         "debug=fast",
+        "model=image",
         "model.backbone=tiny_cnn",
         "trainer.limit_train_batches=1.0",
         "trainer.limit_val_batches=1.0",
@@ -106,7 +107,9 @@ def test_logged_val_auroc_is_the_auroc_of_the_whole_validation_split(
     (run,) = client.search_runs([client.get_experiment_by_name("ipguard").experiment_id])
     (logged,) = client.get_metric_history(run.info.run_id, "val/auroc")
 
-    cfg = compose("train", ["debug=fast", "model.backbone=tiny_cnn", f"paths.root_dir={home}"])
+    cfg = compose(
+        "train", ["debug=fast", "model=image", "model.backbone=tiny_cnn", f"paths.root_dir={home}"]
+    )
     from hydra.utils import instantiate
 
     dm = instantiate(cfg.data, split_file=str(out / "splits.csv"))

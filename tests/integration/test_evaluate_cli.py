@@ -36,7 +36,15 @@ def _run(cmd: list[str], home: Path) -> str:
 def test_evaluate_cli_reports_on_the_registered_challenger(tmp_path: Path, demo_small) -> None:
     home = tmp_path / "home"
     trained = _run(
-        [sys.executable, "-m", "ipguard.cli", "debug=fast", "model.backbone=tiny_cnn"], home
+        [
+            sys.executable,
+            "-m",
+            "ipguard.cli",
+            "debug=fast",
+            "model=image",
+            "model.backbone=tiny_cnn",
+        ],
+        home,
     )
     version = TRAIN_SUMMARY.search(trained)
     assert version, trained[-2000:]

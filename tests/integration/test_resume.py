@@ -44,6 +44,7 @@ def _config(output_dir: Path, *extra: str) -> Any:
         "train",
         [
             "debug=fast",
+            "model=image",
             "model.backbone=tiny_cnn",
             "trainer.max_epochs=2",
             "trainer.limit_train_batches=4",

@@ -28,6 +28,7 @@ def test_lightning_training_leaves_no_tracking_uri_in_the_environment(
         "train",
         [
             "debug=fast",
+            "model=image",
             "model.backbone=tiny_cnn",
             f"data.manifest={demo_small.manifest_path}",
             f"paths.root_dir={tmp_path / 'first'}",

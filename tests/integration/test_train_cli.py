@@ -21,7 +21,12 @@ pytestmark = pytest.mark.integration
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
     summary = train_cli(
-        home, "debug=fast", "model.backbone=tiny_cnn", "trainer.max_epochs=2", "seed=3"
+        home,
+        "debug=fast",
+        "model=image",
+        "model.backbone=tiny_cnn",
+        "trainer.max_epochs=2",
+        "seed=3",
     )
     return {**summary, "home": str(home)}
 

@@ -58,7 +58,7 @@ def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
 
 # the tiny_cnn image tower in both: fast, and what `make train` uses
 MODEL_OVERRIDES = {
-    "image": ["model.backbone=tiny_cnn"],  # registers ipguard-image
+    "image": ["model=image", "model.backbone=tiny_cnn"],  # registers ipguard-image
     "fusion": ["model=fusion", "model.image_backbone=tiny_cnn"],  # registers ipguard-listing
 }
 

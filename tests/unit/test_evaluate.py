@@ -43,7 +43,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("IPGUARD_HOME", str(root))
-        cfg = compose("train", ["debug=fast", "model.backbone=tiny_cnn", f"paths.root_dir={root}"])
+        cfg = compose(
+            "train",
+            ["debug=fast", "model=image", "model.backbone=tiny_cnn", f"paths.root_dir={root}"],
+        )
         result = train(cfg)
     assert result.registered is not None and result.best_checkpoint is not None
     return {"root": root, "result": result}
