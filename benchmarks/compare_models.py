@@ -77,7 +77,7 @@ def _models(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
 
 def _test_metrics(model_dir: Path, frame: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Score the test split through the exported model and measure it at its own policy."""
-    from ipguard.data.datasets import label_array
+    from ipguard.data.columns import label_array
     from ipguard.evaluation.metrics import metrics_with_ci
     from ipguard.serving.scorer import ListingScorer
 
@@ -97,7 +97,7 @@ def _train(label: str, overrides: list[str], args: argparse.Namespace) -> tuple[
     out = Path(args.workdir) / "runs" / label
     common = [
         f"seed={args.seed}",
-        f"data.demo_n={args.demo_n}",
+        f"data.manifest='${{ipguard.demo_manifest:${{paths.data_dir}}/demo,{args.demo_n}}}'",
         f"data.image_size={args.image_size}",
         f"paths.output_dir={out}",
         "trainer.enable_progress_bar=false",

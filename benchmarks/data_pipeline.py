@@ -87,10 +87,10 @@ def _clock() -> tuple[float, float]:
 def _data_module(demo_dir: Path, n: int, workers: int):
     """The training data path exactly as ``ipguard-train`` builds it, images only."""
     from ipguard.data.datamodule import ListingDataModule
+    from ipguard.demo.listings import ensure_demo_data
 
     dm = ListingDataModule(
-        demo_dir=str(demo_dir),
-        demo_n=n,
+        str(ensure_demo_data(demo_dir, n=n).manifest_path),
         split={"strategy": "random", "seed": 0},  # which rows train does not matter here
         batch_size=_BATCH_SIZE,
         num_workers=workers,

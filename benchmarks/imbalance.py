@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ipguard.config import compose
-from ipguard.data.datasets import label_array
-from ipguard.data.synthetic import ensure_demo_data
+from ipguard.data.columns import label_array
+from ipguard.demo.listings import ensure_demo_data
 from ipguard.evaluation.metrics import recall_at_precision
 from ipguard.jobs.train import IMBALANCE, train
 

@@ -92,7 +92,7 @@ def tfidf_outcomes(
     frame: pd.DataFrame, hashes: list, strategies: list[str], seeds: list[int]
 ) -> list[Outcome]:
     """Fit the TF-IDF baseline on train and score test, per strategy and seed."""
-    from ipguard.data.datasets import label_array
+    from ipguard.data.columns import label_array
     from ipguard.data.splits import assign_splits
     from ipguard.evaluation.metrics import auroc
     from ipguard.models.baselines import TfidfTextModel
@@ -139,7 +139,7 @@ def image_outcomes(
                     f"paths.root_dir={args.work_dir}",
                     f"paths.output_dir={run_dir}",
                     f"mlflow.tracking_uri=sqlite:///{args.work_dir / 'mlflow.db'}",
-                    f"data.demo_n={args.n}",
+                    f"data.manifest='${{ipguard.demo_manifest:${{paths.data_dir}}/demo,{args.n}}}'",
                     f"data.image_size={args.image_size}",
                     "model=image",
                     "model.backbone=tiny_cnn",
@@ -197,7 +197,7 @@ def main() -> None:
 
     from ipguard.data.near_duplicates import image_hashes
     from ipguard.data.schema import load_manifest
-    from ipguard.data.synthetic import ensure_demo_data
+    from ipguard.demo.listings import ensure_demo_data
 
     # The folder and seed the data config uses, so both models see the same listings.
     demo = ensure_demo_data(args.work_dir / "data" / "demo", n=args.n, seed=0)

@@ -332,7 +332,7 @@ def _stage_main(args: argparse.Namespace) -> None:
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, dict[int, tuple[Path, Path]]]:
     """Generate the pool (once) and write a clean and a dirty manifest per size."""
-    from ipguard.data.synthetic import ensure_demo_data
+    from ipguard.demo.listings import ensure_demo_data
 
     pool = ensure_demo_data(args.work_dir / "pool", n=args.pool, seed=0, image_size=_IMAGE_SIZE)
     frame = pd.read_csv(pool.manifest_path, dtype=str, keep_default_na=False)

@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ipguard.config import compose
-from ipguard.data.datasets import ListingDataset, label_array
+from ipguard.data.columns import label_array
+from ipguard.data.datasets import ListingDataset
 from ipguard.data.io import manifest_root
 from ipguard.data.schema import load_manifest
 from ipguard.data.splits import load_splits

@@ -112,7 +112,7 @@ def register_models(work: Path, tracking_uri: str) -> tuple[Path, float]:
 
 def listings(work: Path) -> pd.DataFrame:
     """64 demo listings as a REST client sends them (base64 JPEGs of 128 px)."""
-    from ipguard.data.synthetic import generate_demo_data
+    from ipguard.demo.listings import generate_demo_data
 
     demo = generate_demo_data(work / "demo", n=BATCH, seed=11, image_size=IMAGE_SIZE)
     rows = pd.read_csv(demo.manifest_path)
