@@ -185,6 +185,6 @@ def test_image_options_are_checked_with_their_config_key() -> None:
 
 def test_demo_data_trains_with_the_catalog_that_prices_every_currency(tmp_path: Path) -> None:
     demo = f"${{ipguard.demo_manifest:{tmp_path / 'demo'},30}}"
-    dm = instantiate(compose("train", [f"data.manifest={demo}"]).data)
+    dm = instantiate(compose("train", [f"data.manifest='{demo}'"]).data)
     dm.prepare_data()
     assert dm.brands_path == str(tmp_path / "demo" / "brands_by_currency.csv")
