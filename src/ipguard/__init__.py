@@ -19,7 +19,7 @@ _EXPORTS = {
     "compose": "ipguard.config",
     "train": "ipguard.jobs.train",
     "TrainResult": "ipguard.jobs.train",
-    "generate_demo_data": "ipguard.data.synthetic",
+    "generate_demo_data": "ipguard.demo.listings",
     "load_manifest": "ipguard.data.schema",
     "ListingScorer": "ipguard.serving.scorer",
     "Policy": "ipguard.evaluation.policy",
