@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ipguard.data.tabular import FEATURE_DIM
 from ipguard.models.losses import binary_loss
 from ipguard.models.module import ListingClassifier
-from ipguard.nets.fusion import FusionNetwork, text_presence
+from ipguard.nets.fusion import FusionConfig, FusionNetwork, text_presence
 
 log = logging.getLogger(__name__)
+#: the network's defaults, which the module's arguments of the same names share
+_NETWORK = FusionConfig()
 
 
 class FusionClassifier(ListingClassifier):
@@ -27,21 +28,20 @@ class FusionClassifier(ListingClassifier):
     """
 
     modalities: ClassVar[frozenset[str]] = frozenset({"image", "text", "tabular"})
-    registered_name: ClassVar[str] = "ipguard-listing"
 
     def __init__(
         self,
-        image_backbone: str = "tiny_cnn",
+        image_backbone: str = _NETWORK.image_backbone,
         *,
         pretrained: bool | None = None,
         weights_path: str | None = None,
-        image_size: int = 128,
-        text_dim: int = 64,
-        n_buckets: int = 2**16,
-        tabular_dim: int = FEATURE_DIM,
-        hidden: int = 64,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.2,
+        image_size: int = _NETWORK.image_size,
+        text_dim: int = _NETWORK.text_dim,
+        n_buckets: int = _NETWORK.n_buckets,
+        tabular_dim: int = _NETWORK.tabular_dim,
+        hidden: int = _NETWORK.hidden,
+        dropout: float = _NETWORK.dropout,
+        modality_dropout: float = _NETWORK.modality_dropout,
         aux_weight: float = 0.5,
         lr: float = 2e-3,
         head_lr: float | None = 3e-3,
@@ -68,18 +68,12 @@ class FusionClassifier(ListingClassifier):
             raise ValueError(f"model.aux_weight: expected >= 0, found {aux_weight}")
         self.save_hyperparameters()
         self.net = FusionNetwork(
-            **self._network_args(),
+            FusionConfig.from_mapping(self.hparams),  # the exported spec carries it to serving
             pretrained=pretrained,
             weights_path=Path(weights_path) if weights_path else None,
         )
         self.resolve_freezing(freeze_backbone, pretrained=self.net.image.spec.pretrained)
         self._outputs: dict[str, torch.Tensor] | None = None
-
-    def _network_args(self) -> dict[str, Any]:
-        """The FusionNetwork arguments, which the exported spec carries to serving."""
-        names = ("image_backbone", "image_size", "text_dim", "n_buckets", "tabular_dim")
-        names += ("hidden", "dropout", "modality_dropout")
-        return {name: self.hparams[name] for name in names}
 
     @property
     def network(self) -> nn.Module:
@@ -148,7 +142,7 @@ class FusionClassifier(ListingClassifier):
     def export_spec(self) -> dict[str, Any]:
         return {
             "kind": "fusion",
-            "network": self._network_args(),
+            "network": self.net.config.to_dict(),
             # images only: the text tower always reads model_text(title, description)
             "preprocessing": self.preprocessing,
         }

@@ -22,7 +22,6 @@ class ImageClassifier(ListingClassifier):
     """
 
     modalities: ClassVar[frozenset[str]] = frozenset({"image"})
-    registered_name: ClassVar[str] = "ipguard-image"
 
     def __init__(
         self,

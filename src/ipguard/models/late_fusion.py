@@ -23,8 +23,8 @@ scores (each from a stacker fitted on the other folds), never in-sample ones; th
 stays untouched by everything.
 
 An exported late-fusion model is self-contained: both base model folders are copied into its
-own folder (``bases/image``, ``bases/text``) and the stacker is a few numbers in the spec.
-This module imports neither Lightning nor scikit-learn at serving time.
+own folder (``bases/image``, ``bases/text``) and the stacker is a few numbers in the spec, which
+serving applies with :mod:`ipguard.nets.stacker` (no scikit-learn, nothing of this module).
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
+from ipguard.data.catalog import catalog_featurizer
+from ipguard.data.columns import label_array
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.models.loading import load_model
 from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
@@ -66,7 +70,6 @@ class LateFusionClassifier:
     """
 
     modalities: ClassVar[frozenset[str]] = frozenset({"image", "text", "tabular"})
-    registered_name: ClassVar[str] = "ipguard-listing"
 
     def __init__(
         self,
@@ -119,11 +122,9 @@ class LateFusionClassifier:
     def attach_data(self, dm: Any) -> None:
         """Take the validation split to fit on and the brand catalog for tabular features."""
         self._stack_frame = dm.frames["val"]
-        self.featurizer = TabularFeaturizer.from_catalog(dm.brands_path)
+        self.featurizer = catalog_featurizer(dm.brands_path)
 
     def _regression(self) -> Any:
-        from sklearn.linear_model import LogisticRegression
-
         return LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
 
     def fit_frames(self, train_frame: pd.DataFrame, root: Path) -> None:
@@ -139,10 +140,6 @@ class LateFusionClassifier:
 
     def fit_stacker(self, frame: pd.DataFrame, root: Path) -> LateFusionClassifier:
         """Fit on ``frame`` (held out from the base models) and cross-fit its own scores."""
-        from sklearn.model_selection import StratifiedKFold
-
-        from ipguard.data.datasets import label_array
-
         features, _ = self._features(frame, root)
         labels = label_array(frame["label"])
         if len(np.unique(labels)) < 2:

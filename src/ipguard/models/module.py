@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, BinaryF1Score
 
 from ipguard.models.losses import binary_loss
-from ipguard.nets.embedder import ImageEmbedder
+from ipguard.nets.embedder import ImageEmbedder, weights_digest
 
 #: the checkpoint key under which a module records its import path
 CHECKPOINT_CLASS_KEY = "ipguard_class"
@@ -35,8 +36,6 @@ class ListingClassifier(L.LightningModule):
 
     #: inputs the model reads; the data module skips decoding images for text-only models
     modalities: ClassVar[frozenset[str]] = frozenset()
-    #: registered model name its exports go to
-    registered_name: ClassVar[str] = "ipguard-listing"
 
     def __init__(
         self,
@@ -54,6 +53,9 @@ class ListingClassifier(L.LightningModule):
         super().__init__()
         self._freeze_backbone = bool(freeze_backbone)  # resolved by resolve_freezing
         self._backbone_frozen = self._freeze_backbone
+        # the frozen backbone's weights digest, kept for its embedders (see image_embedder)
+        self._backbone_digest: str | None = None
+        self._backbone_digest_hooked = False
         self.train_metrics = _metrics("train/")
         self.val_metrics = _metrics("val/")
         self.test_metrics = _metrics("test/")
@@ -96,7 +98,17 @@ class ListingClassifier(L.LightningModule):
         backbone = self.backbone_module()
         if not self._freeze_backbone or backbone is None:
             return None
-        return ImageEmbedder(backbone, self.preprocessing)
+        if self._backbone_digest is None:
+            # hashing reads every weight: once per backbone, not at each of a run's calls; a
+            # frozen backbone changes only by loading weights, which drops the digest
+            if not self._backbone_digest_hooked:
+                backbone.register_load_state_dict_post_hook(self._forget_backbone_digest)
+                self._backbone_digest_hooked = True
+            self._backbone_digest = weights_digest(backbone)
+        return ImageEmbedder(backbone, self.preprocessing, digest=self._backbone_digest)
+
+    def _forget_backbone_digest(self, module: nn.Module, incompatible_keys: Any) -> None:
+        self._backbone_digest = None
 
     def setup(self, stage: str) -> None:
         """Freeze before Lightning's model summary, so it counts what really trains."""
@@ -162,9 +174,6 @@ class ListingClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.test_metrics)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"index": batch["index"], "score": torch.sigmoid(self.logits(batch))}
-
     # --- backbone freezing and optimiser -----------------------------------------------------
     def on_train_epoch_start(self) -> None:
         frozen = self._freeze_backbone or self.current_epoch < self.hparams.freeze_backbone_epochs
@@ -214,8 +223,6 @@ class ListingClassifier(L.LightningModule):
         A plain loop on purpose: it runs in one process after training (no Trainer, no DDP),
         to fit the calibrator and the policy on exactly the validation rows.
         """
-        import numpy as np
-
         was_training = self.training
         self.eval()
         out = [torch.sigmoid(self.logits(batch)).cpu().numpy() for batch in loader]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipguard.data.datasets import LABEL_INDEX, label_array
+from ipguard.data.columns import LABEL_INDEX, label_array
 from ipguard.models.baselines import MAX_EMPTY_FRACTION
 from ipguard.text.normalize import normalize, text_of
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors.torch import save_model
 from torch import nn
 
 from ipguard.models.module import ListingClassifier
@@ -26,10 +27,9 @@ _ENCODER_PREFIX = "net.encoder."
 
 
 class _TextClassifier(ListingClassifier):
-    """What both neural text models share: the data check and the registry name."""
+    """What both neural text models share: their input and the data check."""
 
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    registered_name: ClassVar[str] = "ipguard-text"
 
     def attach_data(self, dm: Any) -> None:
         """Called by ``train()`` before fitting: refuse degenerate training data early."""
@@ -185,8 +185,6 @@ class MiniLMClassifier(_TextClassifier):
     def save_artifacts(self, folder: Path) -> None:
         """Whole network (encoder included) as safetensors, plus the encoder's config and
         tokenizer, so serving needs neither the training machine's paths nor the package."""
-        from safetensors.torch import save_model
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_model(self.net.eval(), str(folder / WEIGHTS_FILE))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ipguard.data.datasets import label_array
+from ipguard.data.columns import label_array
 from ipguard.models.baselines import TfidfTextModel
 from ipguard.models.text_checks import check_text_training_data
 
@@ -31,7 +31,6 @@ class TfidfClassifier:
     """Word and character TF-IDF + logistic regression on title and description."""
 
     modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    registered_name: ClassVar[str] = "ipguard-text"
 
     def __init__(self, *, max_features: int = 200_000, C: float = 4.0, seed: int = 0) -> None:
         self.max_features = max_features

@@ -17,13 +17,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["EMBEDDING_FORMAT_VERSION", "ImageEmbedder"]
+__all__ = ["EMBEDDING_FORMAT_VERSION", "ImageEmbedder", "weights_digest"]
 
 #: bumped when the way features are computed changes, so older cache entries are not reused
 EMBEDDING_FORMAT_VERSION = 1
 
 
-def _weights_digest(module: nn.Module) -> str:
+def weights_digest(module: nn.Module) -> str:
+    """SHA-256 of every tensor in ``module``'s state; hashing a pretrained backbone reads all
+    its weights, so callers that ask more than once keep the answer (see ``ImageEmbedder``)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
@@ -34,13 +36,21 @@ def _weights_digest(module: nn.Module) -> str:
 class ImageEmbedder:
     """``images (B,3,H,W) -> features (B,D)`` through a frozen backbone in eval mode."""
 
-    def __init__(self, backbone: nn.Module, preprocessing: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        preprocessing: dict[str, Any],
+        *,
+        digest: str | None = None,
+    ) -> None:
+        """``digest`` is :func:`weights_digest` of ``backbone`` when the caller already has it
+        (a frozen backbone's weights do not change between the embedders of one run)."""
         self.backbone = backbone
         self.preprocessing = dict(preprocessing)
         description = {
             "format": EMBEDDING_FORMAT_VERSION,
             "backbone": type(backbone).__name__,
-            "weights": _weights_digest(backbone),
+            "weights": digest or weights_digest(backbone),
             "preprocessing": {
                 k: list(v) if isinstance(v, tuple) else v for k, v in self.preprocessing.items()
             },

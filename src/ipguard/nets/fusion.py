@@ -25,8 +25,10 @@ safetensors file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,47 +48,70 @@ def text_presence(texts: Sequence[str], device: torch.device | None = None) -> t
     return torch.tensor([1.0 if t.strip() else 0.0 for t in texts], device=device)
 
 
+@dataclass(frozen=True)
+class FusionConfig:
+    """The fused network's shape: what the exported spec's ``network`` holds, and what the
+    Lightning module's hyperparameters of the same names build."""
+
+    image_backbone: str = "tiny_cnn"
+    image_size: int = 128
+    text_dim: int = 64
+    n_buckets: int = 2**16
+    tabular_dim: int = FEATURE_DIM
+    hidden: int = 64
+    dropout: float = 0.1
+    modality_dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.modality_dropout <= 1.0:
+            raise ValueError(
+                "model.modality_dropout: expected a probability in [0, 1], "
+                f"found {self.modality_dropout}"
+            )
+        if self.tabular_dim < 1:
+            raise ValueError(f"model.tabular_dim: expected at least 1, found {self.tabular_dim}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> FusionConfig:
+        """The config's fields out of a larger mapping (a module's hyperparameters)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class FusionNetwork(nn.Module):
     """Image + hashed-n-gram text + tabular MLP -> one logit, plus per-modality logits."""
 
     def __init__(
         self,
-        image_backbone: str = "tiny_cnn",
-        image_size: int = 128,
-        text_dim: int = 64,
-        n_buckets: int = 2**16,
-        tabular_dim: int = FEATURE_DIM,
-        hidden: int = 64,
-        dropout: float = 0.1,
-        modality_dropout: float = 0.2,
+        config: FusionConfig | None = None,
         *,
         pretrained: bool | None = False,
         weights_path: str | Path | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= modality_dropout <= 1.0:
-            raise ValueError(
-                "model.modality_dropout: expected a probability in [0, 1], "
-                f"found {modality_dropout}"
-            )
-        if tabular_dim < 1:
-            raise ValueError(f"model.tabular_dim: expected at least 1, found {tabular_dim}")
-        self.modality_dropout = modality_dropout
+        config = config or FusionConfig()
+        self.config = config
+        self.modality_dropout = config.modality_dropout
+        hidden = config.hidden
         self.image = ImageNetwork(
-            image_backbone,
+            config.image_backbone,
             pretrained=pretrained,
             weights_path=weights_path,
-            image_size=image_size,
-            dropout=dropout,
+            image_size=config.image_size,
+            dropout=config.dropout,
         )
-        self.text = HashedTextNetwork(n_buckets=n_buckets, dim=text_dim, dropout=dropout)
+        self.text = HashedTextNetwork(
+            n_buckets=config.n_buckets, dim=config.text_dim, dropout=config.dropout
+        )
         self.image_proj = _projection(self.image.spec.feature_dim, hidden)
-        self.text_proj = _projection(text_dim, hidden)
-        self.tabular = nn.Sequential(nn.Linear(tabular_dim, hidden), nn.ReLU())
+        self.text_proj = _projection(config.text_dim, hidden)
+        self.tabular = nn.Sequential(nn.Linear(config.tabular_dim, hidden), nn.ReLU())
         self.head = nn.Sequential(
             nn.Linear(3 * hidden + 2, hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            nn.Dropout(config.dropout),
             nn.Linear(hidden, 1),
         )
 

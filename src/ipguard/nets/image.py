@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from safetensors.torch import load_file
 from torch import nn
 
 from ipguard.nets.efficientnet_lite import (
@@ -109,8 +110,6 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise PretrainedWeightsMissing(f"model.weights_path={path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     return torch.load(path, map_location="cpu", weights_only=True)
 

@@ -1,4 +1,8 @@
-"""Write a trained model as a self-contained folder: weights + spec (see ``spec.py``)."""
+"""Write a trained model as a self-contained folder: weights + spec (see ``spec.py``).
+
+The registered model a folder goes to follows from its kind (``ipguard.serving.kinds``), so a
+trained module only says what it is (``export_spec``), never where it is registered.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from safetensors.torch import save_model
 
+from ipguard.serving.kinds import model_kind
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 
@@ -34,7 +39,7 @@ def write_model_dir(
         preprocessing=spec_parts.get("preprocessing", {}),
         calibrator=calibrator,
         policy=policy,
-        registered_model=module.registered_name,
+        registered_model=model_kind(spec_parts["kind"]).registered_model,
         extras={**spec_parts.get("extras", {}), **(extras or {})},
         metrics=dict(metrics or {}),
     )

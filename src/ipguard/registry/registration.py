@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from ipguard.serving.kinds import model_kind
 from ipguard.serving.scorer import RUNTIMES
 from ipguard.serving.signature import model_signature
-from ipguard.serving.spec import MODEL_DIR_ARTIFACT, ModelSpec
+from ipguard.serving.spec import MODEL_DIR_ARTIFACT, ONNX_FILE, ModelSpec
 
 SCREENER_FILE = Path(__file__).parents[1] / "serving" / "screener.py"
 PROVENANCE_TAGS = ("git_commit", "data_fingerprint", "config_hash")
@@ -58,29 +60,20 @@ def next_version(client: MlflowClient, name: str) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-# What a model kind imports at serving time beyond the common stack: the MiniLM predictor
-# rebuilds its tokenizer and encoder from the copy in the model folder with transformers.
-EXTRA_SERVING_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "text_minilm": ("transformers", "tokenizers"),
-}
-
-
 def pip_requirements(kind: str | None = None) -> list[str]:
     """Exact pins of what the pyfunc imports, so a service's fresh environment matches ours.
 
-    Tokenizer files and weights behave differently across transformers/tokenizers releases,
-    so a MiniLM model pins both; other kinds do not pull them in.
+    A kind's own extra distributions (``ModelKind.serving_distributions``, e.g. MiniLM's
+    transformers and tokenizers) are pinned only for that kind.
     """
-    from importlib.metadata import version
-
     pinned = ["torch", "torchvision", "numpy", "pandas", "pillow", "safetensors"]
     pinned += ["albumentations", "scikit-learn", "onnxruntime", "mlflow"]
     pinned += ["efficientnet-lite-pytorch"]  # the default image tower's architecture
-    pinned += list(EXTRA_SERVING_DISTRIBUTIONS.get(kind or "", ()))
-    reqs = [f"ipguard=={version('ipguard')}"]
+    pinned += list(model_kind(kind).serving_distributions if kind else ())
+    reqs = [f"ipguard=={distribution_version('ipguard')}"]
     for dist in pinned:
         try:
-            reqs.append(f"{dist}=={version(dist)}")
+            reqs.append(f"{dist}=={distribution_version(dist)}")
         except Exception:  # pragma: no cover - a missing optional runtime
             reqs.append(dist)
     return reqs
@@ -121,8 +114,6 @@ def version_tags(spec: ModelSpec, tags: dict[str, Any], *, runtime: str) -> dict
     Raises if a provenance tag is missing or empty: a version nobody can trace back to its code,
     data and config must not reach a screening service.
     """
-    from importlib.metadata import version
-
     missing = [k for k in PROVENANCE_TAGS if not str(tags.get(k) or "").strip()]
     if missing:
         raise ValueError(
@@ -132,7 +123,7 @@ def version_tags(spec: ModelSpec, tags: dict[str, Any], *, runtime: str) -> dict
     out = {k: f"{v:.4f}" for k, v in spec.metrics.items() if isinstance(v, (int, float))}
     out.update(
         model_kind=spec.kind,
-        ipguard_version=version("ipguard"),
+        ipguard_version=distribution_version("ipguard"),
         runtime=runtime,
         format_version=str(spec.format_version),
     )
@@ -159,8 +150,6 @@ def log_and_register(
     (``mlflow.pyfunc.load_model(uri, model_config={"runtime": "onnx"})``); ``"onnx"`` needs the
     folder to hold an ONNX export (see ``ipguard.serving.onnx.add_onnx``).
     """
-    from ipguard.serving.onnx import ONNX_FILE
-
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime: expected one of {RUNTIMES}, found {runtime!r}")
     if runtime == "onnx" and not (Path(model_dir) / ONNX_FILE).is_file():

@@ -61,6 +61,16 @@ class ScoringInputs:
     def __len__(self) -> int:
         return len(self.listing_ids)
 
+    def text_rows(self) -> list[int]:
+        """Rows a text model can score: a title or a description; the others stay NaN."""
+        return [
+            i
+            for i, (title, description) in enumerate(
+                zip(self.titles, self.descriptions, strict=True)
+            )
+            if title is not None or description is not None
+        ]
+
 
 def _is_number(value: object) -> bool:
     """A number (or bool) that is not a missing-value marker."""

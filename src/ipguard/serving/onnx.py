@@ -20,17 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ipguard.serving.kinds import model_kind
+from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE
+
 if TYPE_CHECKING:
     import onnxruntime
 
-ONNX_FILE = "model.onnx"
-ONNX_DATA_FILE = "model.onnx.data"
-PARITY_FILE = "onnx_parity.json"
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 PARITY_TOLERANCE = 1e-4
-#: model kinds whose network is a plain ``images -> logits`` module
-ONNX_KINDS = frozenset({"image"})
 #: ONNX opset of the graph; 18 is what torch's exporter targets and ORT >= 1.16 runs
 OPSET = 18
 
@@ -129,11 +127,12 @@ def check_parity(network: nn.Module, folder: str | Path, batch: torch.Tensor) ->
 def add_onnx(network: nn.Module, spec: Any, folder: str | Path, *, seed: int = 0) -> float | None:
     """Export and parity-check ``network`` for a written model folder; note it in ``spec``.
 
-    Returns the parity (max abs diff), or None when the spec's kind has no ONNX form (text
-    and fused models take strings and tables, not one image tensor). ``spec.extras["onnx"]``
-    says which files hold the graph and how close it is; the caller saves the spec.
+    Returns the parity (max abs diff), or None when the spec's kind has no ONNX form
+    (``ModelKind.onnx``: text and fused models take strings and tables, not one image tensor).
+    ``spec.extras["onnx"]`` says which files hold the graph and how close it is; the caller
+    saves the spec.
     """
-    if spec.kind not in ONNX_KINDS:
+    if not model_kind(spec.kind).onnx:
         return None
     size = int(spec.preprocessing.get("image_size") or spec.network["image_size"])
     generator = torch.Generator().manual_seed(seed)

@@ -33,7 +33,7 @@ RUNTIMES = ("torch", "onnx")
 
 
 class ListingScorer:
-    """Scores a request frame under the model contract (see DESIGN.md)."""
+    """Scores a request frame under the model contract (docs/serving.md, "The output contract")."""
 
     def __init__(self, spec: ModelSpec, folder: str | Path, *, runtime: str = "torch") -> None:
         if runtime not in RUNTIMES:

@@ -9,26 +9,23 @@ pickled object is ever deserialised: the model loads with
 from __future__ import annotations
 
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
+
+from ipguard.serving.scorer import ListingScorer, with_nulls
+from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 
 
 class ListingScreener(PythonModel):
     """reject / review / approve for each listing, per ipguard's model contract."""
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
-        from ipguard.serving.scorer import ListingScorer
-        from ipguard.serving.spec import MODEL_DIR_ARTIFACT
-
         config = context.model_config or {}
         self.scorer = ListingScorer.load(
             context.artifacts[MODEL_DIR_ARTIFACT], runtime=config.get("runtime", "torch")
         )
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        import pandas as pd
-
-        from ipguard.serving.scorer import with_nulls
-
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return with_nulls(self.scorer.score(frame))  # null, not NaN, in REST responses
 

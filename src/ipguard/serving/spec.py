@@ -12,15 +12,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipguard.data.columns import LABELS
+from ipguard.serving.kinds import model_kind
+
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
+#: an ONNX export beside the weights: the graph, its weights and the parity check's record
+ONNX_FILE = "model.onnx"
+ONNX_DATA_FILE = "model.onnx.data"
+PARITY_FILE = "onnx_parity.json"
 FORMAT_VERSION = 1
-LABEL_MAP = {"0": "genuine", "1": "infringing"}
+LABEL_MAP = {str(index): label for index, label in enumerate(LABELS)}
 
 
 @dataclass
 class ModelSpec:
-    kind: str  # image | text_tfidf | text_fasttext | text_minilm | fusion
+    kind: str  # a row of ipguard.serving.kinds.KINDS
     network: dict[str, Any]
     preprocessing: dict[str, Any]
     calibrator: dict[str, Any]
@@ -31,6 +38,9 @@ class ModelSpec:
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. tabular featurizer, brand matcher
     metrics: dict[str, float] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        model_kind(self.kind)  # a kind this ipguard cannot serve is refused when it is written
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / SPEC_FILE
@@ -47,7 +57,10 @@ class ModelSpec:
                 f"{path}: model spec format {data.get('format_version')} is not supported by "
                 f"this ipguard (expects {FORMAT_VERSION}); upgrade ipguard to load it"
             )
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as err:  # a kind from a newer ipguard
+            raise ValueError(f"{path}: {err}; upgrade ipguard to load it") from None
 
 
 #: the pyfunc artifact key under which ipguard logs its exported model folder
@@ -64,7 +77,7 @@ def folder_in_logged_model(mlflow_model: str | Path) -> Path | None:
     root = Path(mlflow_model)
     if not (root / "MLmodel").is_file():
         return None
-    from mlflow.models import Model
+    from mlflow.models import Model  # here, not at the top: reading a spec needs no MLflow
 
     flavor = Model.load(str(root)).flavors.get("python_function", {})
     entry = (flavor.get("artifacts") or {}).get(MODEL_DIR_ARTIFACT) or {}

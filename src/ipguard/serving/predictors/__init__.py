@@ -1,29 +1,21 @@
 """One predictor per model kind: rebuilds the network from the spec and scores inputs.
 
 A predictor turns :class:`ipguard.serving.inputs.ScoringInputs` into three arrays per row:
-the uncalibrated score, the image score and the text score (NaN where not available).
-New kinds register here by module path, so serving imports only what its kind needs.
+the uncalibrated score, the image score and the text score (NaN where not available). Which
+predictor serves a kind is a row of :data:`ipguard.serving.kinds.KINDS`, imported on demand, so
+serving imports only what its kind needs.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.kinds import model_kind
 from ipguard.serving.spec import ModelSpec
-
-PREDICTORS = {
-    "image": "ipguard.serving.predictors.image:ImagePredictor",
-    "text_tfidf": "ipguard.serving.predictors.text:TfidfPredictor",
-    "text_fasttext": "ipguard.serving.predictors.text:NeuralTextPredictor",
-    "text_minilm": "ipguard.serving.predictors.text:NeuralTextPredictor",
-    "fusion": "ipguard.serving.predictors.fusion:FusionPredictor",
-    "late_fusion": "ipguard.serving.predictors.fusion:LateFusionPredictor",
-}
 
 
 class Predictor(Protocol):
@@ -34,8 +26,10 @@ class Predictor(Protocol):
 
 
 def build_predictor(spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> Predictor:
-    target = PREDICTORS.get(spec.kind)
-    if target is None:
-        raise ValueError(f"{folder}: unknown model kind {spec.kind!r}; known: {sorted(PREDICTORS)}")
-    module, _, name = target.partition(":")
-    return getattr(import_module(module), name)(spec, folder, runtime=runtime)
+    kind = model_kind(spec.kind)
+    if runtime == "onnx" and not kind.onnx:
+        raise ValueError(
+            f"runtime={runtime!r}: model kind {spec.kind!r} serves on 'torch' only "
+            "(ONNX export covers image models)"
+        )
+    return kind.predictor_class()(spec, folder, runtime=runtime)

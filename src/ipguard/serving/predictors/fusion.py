@@ -14,27 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_model
 
-from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker, sigmoid
+from ipguard.data.tabular import TabularFeaturizer
+from ipguard.logistic import sigmoid
+from ipguard.nets.fusion import FusionConfig, FusionNetwork
+from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.serving.predictors.image import ImageTower
+from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.serving.stacking import stacking_features
+from ipguard.text.normalize import model_text
 
 BATCH = 64
 
 
-def _torch_only(spec: ModelSpec, runtime: str) -> None:
-    if runtime != "torch":
-        raise ValueError(
-            f"runtime={runtime!r}: model kind {spec.kind!r} serves on 'torch' only "
-            "(ONNX export covers image models)"
-        )
-
-
-def _featurizer(spec: ModelSpec, folder: Path):  # type: ignore[no-untyped-def]
-    from ipguard.data.tabular import TabularFeaturizer
-
+def _featurizer(spec: ModelSpec, folder: Path) -> TabularFeaturizer:
     if "tabular" not in spec.extras:
         raise ValueError(
             f"{folder}: a {spec.kind!r} model needs its tabular featurizer in the spec's "
@@ -49,12 +45,7 @@ class FusionPredictor:
     needs_images = True
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from safetensors.torch import load_model
-
-        from ipguard.nets.fusion import FusionNetwork
-
-        _torch_only(spec, runtime)
-        self.network = FusionNetwork(**spec.network)
+        self.network = FusionNetwork(FusionConfig(**spec.network))
         load_model(self.network, str(Path(folder) / WEIGHTS_FILE))
         self.network.eval()
         self.image_size = int(spec.preprocessing["image_size"])
@@ -71,8 +62,6 @@ class FusionPredictor:
         return images, present
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from ipguard.text.normalize import model_text
-
         n = len(inputs)
         raw, image, text = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         tabular = torch.from_numpy(self.featurizer.transform(inputs.frame))
@@ -94,9 +83,6 @@ class LateFusionPredictor:
     """The logistic-regression stacker over the image and text base models in ``bases/``."""
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from ipguard.serving.scorer import ListingScorer
-
-        _torch_only(spec, runtime)
         network = spec.network
         if tuple(network.get("features", ())) != STACK_FEATURE_NAMES:
             raise ValueError(

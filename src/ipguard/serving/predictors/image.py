@@ -6,9 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_model
 
-from ipguard.nets.stacker import sigmoid
+from ipguard.data.images import to_rgb_array
+from ipguard.data.transforms import Preprocessing, build_eval_transform
+from ipguard.logistic import sigmoid
+from ipguard.nets.image import ImageNetwork
 from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.onnx import INPUT_NAME, open_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 BATCH = 64
@@ -18,15 +23,11 @@ class ImageTower:
     """Decoded images -> logits, shared by the image predictor and the fused one."""
 
     def __init__(self, network: torch.nn.Module, preprocessing: dict, session=None) -> None:  # type: ignore[no-untyped-def]
-        from ipguard.data.transforms import Preprocessing, build_eval_transform
-
         self.network = network.eval()
         self.transform = build_eval_transform(Preprocessing.from_dict(preprocessing))
         self.session = session
 
     def tensor(self, inputs: ScoringInputs, rows: list[int]) -> torch.Tensor:
-        from ipguard.data.images import to_rgb_array
-
         return torch.stack(
             [self.transform(image=to_rgb_array(inputs.images[i]))["image"] for i in rows]
         )
@@ -39,7 +40,7 @@ class ImageTower:
             chunk = rows[start : start + BATCH]
             batch = self.tensor(inputs, chunk)
             if self.session is not None:
-                logits = self.session.run(None, {"images": batch.numpy()})[0]
+                logits = self.session.run(None, {INPUT_NAME: batch.numpy()})[0]
             else:
                 with torch.inference_mode():
                     logits = self.network(batch).numpy()
@@ -51,10 +52,6 @@ class ImagePredictor:
     needs_images = True
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from safetensors.torch import load_model
-
-        from ipguard.nets.image import ImageNetwork
-
         args = spec.network
         network = ImageNetwork(
             args["backbone"],
@@ -63,11 +60,7 @@ class ImagePredictor:
             head_hidden=args.get("head_hidden", 0),  # absent in models exported before it
         )
         load_model(network, str(Path(folder) / WEIGHTS_FILE))
-        session = None
-        if runtime == "onnx":
-            from ipguard.serving.onnx import open_session
-
-            session = open_session(folder)
+        session = open_session(folder) if runtime == "onnx" else None
         self.tower = ImageTower(network, spec.preprocessing, session)
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

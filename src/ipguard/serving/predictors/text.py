@@ -1,9 +1,9 @@
-"""Serving side of the text models: TF-IDF, hashed n-grams and MiniLM.
+"""Serving side of the neural text models: hashed n-grams and MiniLM.
 
-Each predictor builds the text exactly as its model was trained on (``model_text`` for the
-neural networks, raw title and description for the TF-IDF pipeline, which normalises inside
-itself). A row with neither title nor description is not guessed at: its raw score is NaN,
-so the scorer flags it ``not_scored`` next to the ``text_empty`` flag the inputs gave it.
+Each predictor builds the text exactly as its model was trained on (``model_text`` of title
+and description). A row with neither title nor description is not guessed at: its raw score
+is NaN, so the scorer flags it ``not_scored`` next to the ``text_empty`` flag the inputs gave
+it. (The TF-IDF baseline, which normalises inside its pipeline, is served by ``tfidf.py``.)
 """
 
 from __future__ import annotations
@@ -12,53 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_model
 
+from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
+from ipguard.text.normalize import model_text
 
 BATCH = 64
 
 
-def _text_rows(inputs: ScoringInputs) -> list[int]:
-    return [
-        i
-        for i, (title, description) in enumerate(
-            zip(inputs.titles, inputs.descriptions, strict=True)
-        )
-        if title is not None or description is not None
-    ]
-
-
-def _torch_only(spec: ModelSpec, runtime: str) -> None:
-    if runtime != "torch":
-        raise ValueError(
-            f"runtime={runtime!r}: model kind {spec.kind!r} serves on 'torch' only "
-            "(ONNX export covers image models)"
-        )
-
-
-class TfidfPredictor:
-    needs_images = False
-
-    def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from ipguard.models.baselines import TfidfTextModel
-
-        _torch_only(spec, runtime)
-        self.model = TfidfTextModel.load(Path(folder) / spec.network["file"])
-
-    def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        text = np.full(len(inputs), np.nan)
-        rows = _text_rows(inputs)
-        if rows:
-            text[rows] = self.model.predict_proba(
-                [inputs.titles[i] for i in rows], [inputs.descriptions[i] for i in rows]
-            )
-        return text, np.full(len(inputs), np.nan), text
-
-
 def _network(spec: ModelSpec, folder: Path) -> torch.nn.Module:
-    from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
-
     args = dict(spec.network)
     if spec.kind == "text_fasttext":
         return HashedTextNetwork(args["n_buckets"], args["dim"], args.get("dropout", 0.0))
@@ -79,19 +43,14 @@ class NeuralTextPredictor:
     needs_images = False
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
-        from safetensors.torch import load_model
-
-        _torch_only(spec, runtime)
         folder = Path(folder)
         self.network = _network(spec, folder)
         load_model(self.network, str(folder / WEIGHTS_FILE))
         self.network.eval()
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from ipguard.text.normalize import model_text
-
         text = np.full(len(inputs), np.nan)
-        rows = _text_rows(inputs)
+        rows = inputs.text_rows()
         for start in range(0, len(rows), BATCH):
             chunk = rows[start : start + BATCH]
             texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]

@@ -1,0 +1,113 @@
+"""The model kinds ipguard trains and serves, in one table.
+
+A kind is what ``spec.json`` names in ``kind``; everything that differs between kinds is a row
+here: the class that trains it, the network serving rebuilds, the predictor that scores it,
+the registered model its versions go to, whether it has an ONNX form and which extra
+distributions its pyfunc pins. Adding a kind means adding a row (and its config group).
+
+Classes are named by dotted path and imported only when asked for, so reading the table costs
+a screening service nothing: serving never imports the Lightning modules it names, and each
+predictor imports only its own kind's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    #: what training instantiates (the ``_target_`` of ``configs/model/<name>.yaml``)
+    trainer: str
+    #: the predictor that serves a model folder of this kind
+    predictor: str
+    #: the registered model its versions go to
+    registered_model: str
+    #: the network (or fitted estimator) the predictor rebuilds; None: it has none of its own
+    network: str | None
+    #: whether its network is one ``images -> logits`` graph that ONNX export handles
+    onnx: bool = False
+    #: distributions its pyfunc imports beyond the common serving stack (pinned exactly)
+    serving_distributions: tuple[str, ...] = ()
+
+    def trainer_class(self) -> type[Any]:
+        """The training class; imports Lightning for most kinds, so jobs call it, not serving."""
+        return resolve(self.trainer)
+
+    def predictor_class(self) -> type[Any]:
+        return resolve(self.predictor)
+
+    def network_class(self) -> type[Any] | None:
+        return resolve(self.network) if self.network else None
+
+
+def resolve(path: str) -> Any:
+    """The object a dotted path ``package.module.Name`` names."""
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
+
+
+_PREDICTORS = "ipguard.serving.predictors"
+
+KINDS: dict[str, ModelKind] = {
+    kind.name: kind
+    for kind in (
+        ModelKind(
+            "image",
+            trainer="ipguard.models.image_classifier.ImageClassifier",
+            predictor=f"{_PREDICTORS}.image.ImagePredictor",
+            registered_model="ipguard-image",
+            network="ipguard.nets.image.ImageNetwork",
+            onnx=True,
+        ),
+        ModelKind(
+            "text_tfidf",
+            trainer="ipguard.models.tfidf_classifier.TfidfClassifier",
+            predictor=f"{_PREDICTORS}.tfidf.TfidfPredictor",
+            registered_model="ipguard-text",
+            network="ipguard.models.baselines.TfidfTextModel",
+        ),
+        ModelKind(
+            "text_fasttext",
+            trainer="ipguard.models.text_classifier.FastTextClassifier",
+            predictor=f"{_PREDICTORS}.text.NeuralTextPredictor",
+            registered_model="ipguard-text",
+            network="ipguard.nets.text.HashedTextNetwork",
+        ),
+        ModelKind(
+            "text_minilm",
+            trainer="ipguard.models.text_classifier.MiniLMClassifier",
+            predictor=f"{_PREDICTORS}.text.NeuralTextPredictor",
+            registered_model="ipguard-text",
+            network="ipguard.nets.text.MiniLMNetwork",
+            # the predictor rebuilds its tokenizer and encoder from the folder's copy, and
+            # tokenizer files behave differently across releases
+            serving_distributions=("transformers", "tokenizers"),
+        ),
+        ModelKind(
+            "fusion",
+            trainer="ipguard.models.fusion_classifier.FusionClassifier",
+            predictor=f"{_PREDICTORS}.fusion.FusionPredictor",
+            registered_model="ipguard-listing",
+            network="ipguard.nets.fusion.FusionNetwork",
+        ),
+        ModelKind(
+            "late_fusion",
+            trainer="ipguard.models.late_fusion.LateFusionClassifier",
+            predictor=f"{_PREDICTORS}.fusion.LateFusionPredictor",
+            registered_model="ipguard-listing",
+            network=None,  # a few stacker numbers in the spec over the base models' folders
+        ),
+    )
+}
+
+
+def model_kind(name: str) -> ModelKind:
+    """The table's row for ``name``; a ValueError naming the known kinds otherwise."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown model kind {name!r}; known: {sorted(KINDS)}") from None
