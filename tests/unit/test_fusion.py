@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ipguard.data.tabular import FEATURE_DIM, TabularFeaturizer
+from ipguard.data.catalog import catalog_featurizer
+from ipguard.data.tabular import FEATURE_DIM
 from ipguard.evaluation.policy import Policy
 from ipguard.models.fusion_classifier import FusionClassifier
-from ipguard.nets.fusion import FusionNetwork
+from ipguard.nets.fusion import FusionConfig, FusionNetwork
 from ipguard.registry.package import write_model_dir
 from ipguard.serving.scorer import ListingScorer
 
@@ -26,7 +27,7 @@ POLICY = Policy(reject_threshold=0.9, approve_threshold=0.1).to_dict()
 
 def _network(**kwargs: object) -> FusionNetwork:
     args = {"image_size": SIZE, "text_dim": 8, "n_buckets": 512, "hidden": HIDDEN}
-    return FusionNetwork("tiny_cnn", **(args | kwargs))  # type: ignore[arg-type]
+    return FusionNetwork(FusionConfig("tiny_cnn", **(args | kwargs)))  # type: ignore[arg-type]
 
 
 def _inputs(n: int) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
@@ -150,7 +151,7 @@ def _check_scored(out: pd.DataFrame, request: pd.DataFrame) -> None:
 def test_exported_fusion_model_scores_rows_with_a_broken_image_or_no_title(
     demo_small, tmp_path: Path
 ) -> None:
-    featurizer = TabularFeaturizer.from_catalog(demo_small.brands_path)
+    featurizer = catalog_featurizer(demo_small.brands_path)
     folder, spec = write_model_dir(
         _classifier(),
         tmp_path / "model",
@@ -195,7 +196,7 @@ def _late_fusion(base_models: dict[str, Path], demo_small):  # type: ignore[no-u
     model = LateFusionClassifier(
         image_model=str(base_models["image"]), text_model=str(base_models["text"]), folds=3
     )
-    model.featurizer = TabularFeaturizer.from_catalog(demo_small.brands_path)
+    model.featurizer = catalog_featurizer(demo_small.brands_path)
     return model
 
 
@@ -227,7 +228,7 @@ def test_exported_late_fusion_model_is_self_contained(
     from ipguard.models.late_fusion import LateFusionClassifier
 
     model = LateFusionClassifier(image_model=str(local["image"]), text_model=str(local["text"]))
-    model.featurizer = TabularFeaturizer.from_catalog(demo_small.brands_path)
+    model.featurizer = catalog_featurizer(demo_small.brands_path)
     frame = pd.read_csv(demo_small.manifest_path).iloc[120:200]
     model.fit_stacker(frame, Path(demo_small.root))
     folder, spec = write_model_dir(model, tmp_path / "late", calibrator=IDENTITY, policy=POLICY)
