@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from ipguard.config import compose
-from ipguard.data.tabular import FEATURE_NAMES, TabularFeaturizer
+from ipguard.data.catalog import catalog_featurizer
+from ipguard.data.tabular import FEATURE_NAMES
 from ipguard.demo.catalogue import make_catalogue
 from ipguard.jobs.train import train
 
@@ -60,7 +61,7 @@ def test_semicolon_catalogue_with_own_labels_trains_and_registers_on_defaults(
     assert min(split["split_sizes"].values()) > 0
     assert 0.0 <= result.metrics["test/auroc"] <= 1.0
     # the six-currency catalog gives every priced listing of a catalog brand its price ratio
-    featurizer = TabularFeaturizer.from_catalog(catalogue.brands_path)
+    featurizer = catalog_featurizer(catalogue.brands_path)
     features = featurizer.transform(rows.assign(price=rows["price"].astype(float)))
     ratio_missing = features[:, FEATURE_NAMES.index("price_ratio_missing")]
     assert ratio_missing.mean() == 0.0

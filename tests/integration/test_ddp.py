@@ -21,8 +21,8 @@ import torch
 from tiny_registry import subprocess_env
 
 from ipguard.config import compose
+from ipguard.data.columns import label_array
 from ipguard.data.datamodule import ListingDataModule
-from ipguard.data.datasets import label_array
 from ipguard.evaluation.metrics import auroc
 
 BATCH_SIZE = 16  # debug=fast

@@ -122,7 +122,9 @@ def test_experiment_trains_for_one_fast_step(
 ) -> None:
     base = [f"experiment={name}", "debug=fast", f"paths.root_dir={tmp_path}", "register=false"]
     cfg = compose("train", base)
-    cfg = compose("train", [*base, *_tiny_backbone(cfg), f"data.demo_dir={shared_demo_dir}"])
+    # debug=fast generates its demo listings in <paths.data_dir>/demo-small
+    shared = f"paths.data_dir={shared_demo_dir.parent}"
+    cfg = compose("train", [*base, *_tiny_backbone(cfg), shared])
     result = training.train(cfg)
     assert result.registered is None
     assert "val/auroc_best" in result.metrics

@@ -18,8 +18,9 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from ipguard.config import compose
+from ipguard.data.errors import ManifestError
 from ipguard.data.fingerprint import dataset_fingerprint
-from ipguard.data.schema import ManifestError, load_manifest
+from ipguard.data.schema import load_manifest
 from ipguard.jobs.evaluate import EvaluationResult, evaluate
 from ipguard.jobs.thresholds import OPTIMISTIC_NOTE
 from ipguard.models.loading import checkpoint_class

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ipguard.data.tabular import TabularFeaturizer
-from ipguard.nets.stacker import logit
+from ipguard.logistic import logit
 from ipguard.serving.inputs import ScoringInputs
 
 
