@@ -114,12 +114,13 @@ def test_image_model_serves_the_scores_training_computed(demo_small, tmp_path: P
     assert served.loc[~scored, "flags"].str.contains("image_").all()
     assert np.abs(scores[scored] - trained[scored]).max() < TOLERANCE
 
-    # the same folder served with a normalisation off by 0.01 is caught by this comparison
+    # the same folder served with a normalisation off by 0.05 is caught by this comparison
+    # (a barely trained tiny network moves its scores by ~1e-3 for it: far above TOLERANCE)
     spec = ModelSpec.load(folder)
-    mean = [m + 0.01 for m in spec.preprocessing["mean"]]
+    mean = [m + 0.05 for m in spec.preprocessing["mean"]]
     skewed = replace(spec, preprocessing={**spec.preprocessing, "mean": mean})
     off = ListingScorer(skewed, folder).score(request)["score"].to_numpy(dtype=float)
-    assert np.abs(off[scored] - trained[scored]).max() > 100 * TOLERANCE
+    assert np.abs(off[scored] - trained[scored]).max() > 10 * TOLERANCE
 
 
 def test_fused_model_serves_the_scores_training_computed(demo_small, tmp_path: Path) -> None:
