@@ -189,15 +189,21 @@ def _from_folder(path: Path) -> LoadedModel:
             f"{sorted(p.name for p in path.iterdir())[:10]}"
         )
     scorer = ListingScorer.load(folder)
+    return _in_process(
+        path, "folder", scorer, policy=scorer.policy, version=scorer.spec.model_version
+    )
+
+
+def _in_process(path: Path, source: str, scorer: ListingScorer, **known: Any) -> LoadedModel:
+    """A model scored in this process by ``scorer``, loaded from the local ``path``."""
     return LoadedModel(
         uri=str(path.resolve()),
-        source="folder",
-        folder=folder,
+        source=source,
+        folder=scorer.folder,
         spec=scorer.spec,
         scorer=scorer.score,
-        policy=scorer.policy,
         listing_scorer=scorer,
-        version=scorer.spec.model_version,
+        **{"policy": None, **known},
     )
 
 
@@ -210,17 +216,7 @@ def _from_checkpoint(
     module, folder, _ = checkpoint_to_folder(
         path, scratch / "checkpoint_model", model_class=model_class, brands=brands
     )
-    scorer = ListingScorer.load(folder)
-    return LoadedModel(
-        uri=str(path.resolve()),
-        source="checkpoint",
-        folder=folder,
-        spec=scorer.spec,
-        scorer=scorer.score,
-        policy=None,
-        listing_scorer=scorer,
-        module=module,
-    )
+    return _in_process(path, "checkpoint", ListingScorer.load(folder), module=module)
 
 
 def checkpoint_to_folder(
