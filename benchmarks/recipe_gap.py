@@ -11,6 +11,9 @@ one manifest and changes one part of ipguard's recipe at a time, so each part's 
 * ``no_sampler``: ``imbalance=none`` (the default balances classes with a weighted sampler).
 * ``constant_lr``: also ``model.scheduler=none model.lr=0.001`` (the default: one-cycle at 2e-3).
 * ``no_augment``: also ``data.augment=none``.
+* ``no_early_stop``: the defaults with early stopping out of reach (patience 100).
+* ``onecycle_no_augment``: the defaults but ``data.augment=none`` (separates the schedule's part
+  from the augmentation's).
 
 Run (one heavy job at a time on a shared machine; resnet18 at 64 px, 10 epochs on the
 2,000-listing demo data is about 2-3 minutes a variant on 2 cores)::
@@ -53,6 +56,8 @@ VARIANTS: dict[str, list[str]] = {
         "model.lr=0.001",
         "data.augment=none",
     ],
+    "no_early_stop": ["callbacks.early_stopping.patience=100"],
+    "onecycle_no_augment": ["data.augment=none"],
 }
 
 
