@@ -14,6 +14,7 @@ one manifest and changes one part of ipguard's recipe at a time, so each part's 
 * ``no_early_stop``: the defaults with early stopping out of reach (patience 100).
 * ``onecycle_no_augment``: the defaults but ``data.augment=none`` (separates the schedule's part
   from the augmentation's).
+* ``lr_1e-3``: the defaults with one-cycle peaking at 1e-3 instead of 2e-3.
 
 Run (one heavy job at a time on a shared machine; resnet18 at 64 px, 10 epochs on the
 2,000-listing demo data is about 2-3 minutes a variant on 2 cores)::
@@ -58,6 +59,7 @@ VARIANTS: dict[str, list[str]] = {
     ],
     "no_early_stop": ["callbacks.early_stopping.patience=100"],
     "onecycle_no_augment": ["data.augment=none"],
+    "lr_1e-3": ["model.lr=0.001"],
 }
 
 
