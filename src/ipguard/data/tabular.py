@@ -48,6 +48,7 @@ __all__ = [
     "MAX_ABS_LOG_RATIO",
     "CatalogEntry",
     "TabularFeaturizer",
+    "brand_key",
     "catalog_entry",
 ]
 
@@ -92,9 +93,12 @@ def catalog_entry(brand: object, reference_price: object, currency: object) -> C
     return CatalogEntry(str(brand), price, _currency_key(currency))
 
 
-def _brand_key(name: str) -> str:
+def brand_key(name: str) -> str:
     """A brand's lookup key: normalised, spaces dropped ("Louis  Vuitton" = "louisvuitton")."""
     return "".join(normalize(name).split())
+
+
+_brand_key = brand_key
 
 
 def _currency_key(value: object) -> str | None:
