@@ -19,6 +19,7 @@ import json
 import sys
 
 from ipguard.data.errors import ManifestError
+from ipguard.data.reference_catalog import read_brand_catalog
 from ipguard.data.schema import IMAGE_DECODE_MODES, load_manifest
 
 
@@ -28,7 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate a listing manifest (CSV, Parquet, JSON lines, or a folder/glob "
         "of part files) against the ipguard data contract.",
     )
-    parser.add_argument("manifest", help="manifest file, dataset folder, or quoted glob")
+    parser.add_argument("manifest", nargs="?", help="manifest file, dataset folder, or quoted glob")
+    parser.add_argument(
+        "--brands",
+        metavar="PATH",
+        default=None,
+        help="also (or only) check a brand catalog: a brands CSV, a catalog folder or a folder "
+        "per brand; prints brands=.. photos=.. logos=.. sellers=.. aliases=.. images_unusable=..",
+    )
     parser.add_argument(
         "--quarantine",
         metavar="REJECTS_FILE",
@@ -95,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         label_values = json.loads(args.label_values) if args.label_values else None
     except json.JSONDecodeError as err:
         parser.error(f"--label-values: not valid JSON ({err.msg}); expected an object of lists")
+    if args.manifest is None and args.brands is None:
+        parser.error("expected a manifest, --brands PATH, or both")
     check_images = not args.no_image_check
+    if args.brands is not None:
+        status = _check_catalog(args.brands, decode=check_images and args.decode != "none")
+        if status or args.manifest is None:
+            return status
     try:
         result = load_manifest(
             args.manifest,
@@ -132,6 +146,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.quarantine:
         print(f"rejected rows written to {args.quarantine}", file=sys.stderr)
     print(result.summary())
+    return 0
+
+
+def _check_catalog(path: str, *, decode: bool) -> int:
+    """Check a brand catalog: every error on stderr (exit 1), or its set-aside images as
+    warnings and its summary line on stdout."""
+    try:
+        catalog = read_brand_catalog(path, check_images=decode)
+    except ManifestError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(err.problems)} problem(s); brand catalog rejected", file=sys.stderr)
+        return 1
+    except FileNotFoundError as err:
+        print(f"ipguard-validate: {err}", file=sys.stderr)
+        return 1
+    for problem in catalog.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(" ".join(f"{name}={count}" for name, count in catalog.summary().items()))
     return 0
 
 

@@ -1,38 +1,42 @@
-"""A brand catalog file -> the featurizer's catalog, read and checked at training time.
+"""A brand catalog on disk -> the featurizer's catalog, read and checked at training time.
 
-The catalog CSV is read like a manifest CSV (separator and byte-order mark detected, see
-:func:`ipguard.data.io.csv_format`) and checked by :func:`ipguard.data.schema.validate_brands`,
-whose errors name the file, row and column of every problem. This lives apart from
-:mod:`ipguard.data.tabular` because the featurizer also runs in the screening service, which
-rebuilds it from the exported model and must not import pandera.
+The catalog is a brands CSV (``brand, reference_price, currency``) or a brand reference catalog
+folder (:func:`ipguard.data.reference_catalog.read_brand_catalog`: prices, reference images,
+authorised sellers, aliases), of which the featurizer takes the prices. A CSV is read like a
+manifest CSV (separator and byte-order mark detected, see :func:`ipguard.data.io.csv_format`)
+and checked by :func:`ipguard.data.schema.validate_brands`, whose errors name the file, row and
+column of every problem. This lives apart from :mod:`ipguard.data.tabular` because the
+featurizer also runs in the screening service, which rebuilds it from the exported model and
+must not import pandera.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ipguard.data.columns import BRAND_COLUMNS
-from ipguard.data.io import read_csv_table
-from ipguard.data.schema import validate_brands
-from ipguard.data.tabular import CatalogEntry, TabularFeaturizer, catalog_entry
+from ipguard.data.reference_catalog import read_brand_catalog
+from ipguard.data.tabular import CatalogEntry, TabularFeaturizer
 
 __all__ = ["catalog_featurizer", "read_catalog"]
 
 
 def read_catalog(brands_path: str | Path) -> list[CatalogEntry]:
-    """The rows of a brand catalog CSV (brand, reference_price, currency), one per brand and
-    currency, validated; :class:`ipguard.data.errors.ManifestError` names every bad row."""
+    """The featurizer's rows of the catalog at ``brands_path`` (a brands CSV or a catalog
+    folder), one per brand and currency, validated; :class:`ipguard.data.errors.ManifestError`
+    names every bad row.
+
+    The images of a folder catalog are not decoded here (only its prices are used); a brand
+    with references but no price has a row without one (see
+    :func:`~ipguard.data.reference_catalog.read_brand_catalog`), so its name feeds the
+    brand-mention features as a price-less row of a CSV does.
+    """
     path = Path(brands_path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"data.brands={brands_path}: expected a brand catalog CSV (brand, "
-            "reference_price, currency), found no such file"
+            "reference_price, currency) or a brand catalog folder, found no such file or folder"
         )
-    typed = validate_brands(read_csv_table(path, known_columns=BRAND_COLUMNS), source=str(path))
-    return [
-        catalog_entry(row.brand, row.reference_price, row.currency)
-        for row in typed.itertuples(index=False)
-    ]
+    return list(read_brand_catalog(path, check_images=False).prices)
 
 
 def catalog_featurizer(
