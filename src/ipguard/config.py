@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard.demo.listings import demo_catalog, demo_manifest
+from ipguard.demo.listings import demo_catalog, demo_manifest, demo_reference_catalog
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -32,6 +32,10 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver("ipguard.demo_manifest", demo_manifest)
     if not OmegaConf.has_resolver("ipguard.demo_catalog"):
         OmegaConf.register_new_resolver("ipguard.demo_catalog", demo_catalog)
+    # the brands' reference catalog folder (photos, logos, prices, sellers, aliases) of a demo
+    # manifest, None for a user's
+    if not OmegaConf.has_resolver("ipguard.demo_reference_catalog"):
+        OmegaConf.register_new_resolver("ipguard.demo_reference_catalog", demo_reference_catalog)
 
 
 _register_resolvers()

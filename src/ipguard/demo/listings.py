@@ -199,6 +199,11 @@ class DemoDataset:
     # catalog training uses, so the price signal works in every market and not only the US
     catalog_path: Path
 
+    @property
+    def reference_catalog_path(self) -> Path:
+        """root / "brand_catalog": the brands' reference catalog (see ipguard.demo.references)."""
+        return self.root / "brand_catalog"
+
 
 @dataclass(frozen=True)
 class _Seller:
@@ -605,7 +610,8 @@ def generate_demo_data(
     Writes listings.csv, brands.csv (one row per brand, its USD reference price),
     brands_by_currency.csv (one row per brand and demo currency: the catalog training uses),
     images/<listing_id>.jpg, brands/<brand>.png, cues.csv (the generator's ground truth per
-    listing, for analysis only, never a model input) and, last, demo.json, the stamp that
+    listing, for analysis only, never a model input), brand_catalog/ (the brands' reference
+    catalog, :mod:`ipguard.demo.references`) and, last, demo.json, the stamp that
     marks the dataset complete. Listing images left by an earlier, larger generation are
     removed so the folder matches the manifest.
     """
@@ -710,6 +716,10 @@ def generate_demo_data(
     _atomic_write(root / "brands_by_currency.csv", _csv_bytes(header, catalog_rows))
     _atomic_write(root / "cues.csv", _csv_bytes(CUE_COLUMNS, cue_rows))
     _atomic_write(root / "listings.csv", _csv_bytes(MANIFEST_COLUMNS, rows))
+    # own random streams: nothing above changes with it (this module is imported by it)
+    from ipguard.demo.references import write_reference_catalog
+
+    write_reference_catalog(root, seed=seed, image_size=image_size)
 
     stamp = _stamp(n, seed, image_size, float(label_noise))
     stamp["counts"] = {
@@ -742,6 +752,9 @@ def ensure_demo_data(
     _validate(n, seed, image_size, label_noise)
     root = Path(out_dir)
     if _is_complete(root, _stamp(n, seed, image_size, label_noise)):
+        from ipguard.demo.references import ensure_reference_catalog
+
+        ensure_reference_catalog(root, seed=seed, image_size=image_size)  # older demo folders
         log.info("demo data: reusing %s", root)
         return _dataset(root, n)
     return generate_demo_data(root, n, seed, image_size=image_size, label_noise=label_noise)
@@ -797,6 +810,19 @@ def demo_catalog(manifest: str | Path | None) -> str | None:
     return str(_dataset(path.parent, int(stamp["n"])).catalog_path)
 
 
+def demo_reference_catalog(manifest: str | Path | None) -> str | None:
+    """The brand reference catalog folder of a demo manifest (written on first use, without
+    generating the listings again); ``None`` for any other manifest.
+
+    The configs' ``${ipguard.demo_reference_catalog:${manifest}}``, as ``demo_catalog``.
+    """
+    if manifest is None or demo_catalog(manifest) is None:
+        return None
+    from ipguard.demo.references import ensure_reference_catalog
+
+    return str(ensure_reference_catalog(Path(manifest).parent))
+
+
 def describe(dataset: DemoDataset) -> dict[str, Any]:
     """Counts per label and language, as the CLI prints them; read from the manifest."""
     with dataset.manifest_path.open(encoding="utf-8", newline="") as handle:
@@ -823,6 +849,7 @@ __all__ = [
     "Market",
     "demo_catalog",
     "demo_manifest",
+    "demo_reference_catalog",
     "describe",
     "ensure_demo_data",
     "generate_demo_data",

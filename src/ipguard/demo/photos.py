@@ -405,3 +405,22 @@ def render_reference_logo(logo: LogoStyle, size: int = 256) -> Image.Image:
     mark = draw_logo(logo, int(size * 0.8), int(size * 0.5))
     canvas.alpha_composite(mark, (int(size * 0.1), int(size * 0.25)))
     return canvas.convert("RGB")
+
+
+def render_studio_shot(
+    shot: ProductShot, size: int, background: RGB = (246, 246, 246)
+) -> Image.Image:
+    """The product as its brand photographs it for a catalog: full frame, centred, the mark
+    square on it, on a plain backdrop, with no props, noise or tilt.
+
+    No randomness: a brand's official photo is the same file at every generation, which is
+    what makes a seller's re-upload of it recognisable as a copy.
+    """
+    image = Image.new("RGB", (size, size), background)
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    _draw_product(ImageDraw.Draw(layer), shot.category, shot.colour, float(size))
+    cx, cy, fw, fh = _LOGO_BOX[shot.category]
+    logo = draw_logo(shot.logo, max(8, int(fw * size)), max(6, int(fh * size)))
+    layer.alpha_composite(logo, (int(cx * size - logo.width / 2), int(cy * size - logo.height / 2)))
+    image.paste(layer, (0, 0), layer)
+    return image
