@@ -22,6 +22,7 @@ _EXPORTS = {
     "generate_demo_data": "ipguard.demo.listings",
     "load_manifest": "ipguard.data.schema",
     "ListingScorer": "ipguard.serving.scorer",
+    "explain_listing": "ipguard.serving.explain",
     "Policy": "ipguard.evaluation.policy",
     "normalize": "ipguard.text.normalize",
 }
