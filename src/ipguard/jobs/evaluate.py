@@ -35,7 +35,9 @@ from ipguard.jobs.evaluation_report import (
     flat_metrics,
     insert_details,
     model_label,
+    saliency_scorer,
     write_not_scored,
+    write_saliency,
     write_tables,
 )
 from ipguard.jobs.listings import brand_catalog, load_listings
@@ -95,6 +97,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
         )
         listings = load_listings(cfg, report_dir, model, Path(scratch))
         scored = score_listings(model.scorer, listings.frame, listings.root, cfg.batch_size)
+        explainer = saliency_scorer(model)  # while a downloaded model's folder still exists
     evaluated, not_scored = split_not_scored(listings.frame, scored)
     write_not_scored(report_dir, not_scored)
     if evaluated.empty:
@@ -119,6 +122,7 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     rows = {**listings.rows, "not_scored": len(not_scored), "evaluated": len(evaluated)}
     write_tables(report_dir, evaluated)
     insert_details(report.markdown_path, model, listings, policy_source, rows, detected)
+    write_saliency(report, explainer, evaluated, listings.root)
     metrics = flat_metrics(report)
     result = EvaluationResult(
         report=report,

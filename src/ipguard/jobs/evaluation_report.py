@@ -1,6 +1,7 @@
 """What an evaluation's report folder holds beyond ``build_report``: the tables of scores,
-the listings not scored, the flat metrics, and the section saying what was evaluated and with
-which caveats, right under the report's header.
+the listings not scored, the flat metrics, the section saying what was evaluated and with
+which caveats, right under the report's header, and, for models that read photos, a figure of
+saliency overlays for reviewers.
 """
 
 from __future__ import annotations
@@ -9,13 +10,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ipguard.evaluation.calibration import reliability_table
+from ipguard.evaluation.policy import check_scores_labels
 from ipguard.evaluation.report import EvaluationReport
+from ipguard.evaluation.saliency import plot_overlays
 from ipguard.jobs.listings import Listings
+from ipguard.jobs.scoring import request_frame
 from ipguard.jobs.thresholds import OPTIMISTIC_NOTE
 from ipguard.models.loading import LoadedModel
+from ipguard.serving.explain import (
+    EXPLAINED_KINDS,
+    NoImageToExplain,
+    explain_listing,
+    explains_images,
+)
+from ipguard.serving.scorer import ListingScorer
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +136,95 @@ def insert_details(
     section = "\n".join(lines)
     text = markdown.read_text(encoding="utf-8")
     anchor = "\n\n## Policy"
+    text = (
+        text.replace(anchor, f"\n\n{section}{anchor}", 1)
+        if anchor in text
+        else f"{text.rstrip()}\n\n{section}\n"
+    )
+    markdown.write_text(text, encoding="utf-8")
+
+
+# --- saliency overlays ------------------------------------------------------------------------
+
+SALIENCY_PLOT = "saliency.png"
+#: the highest-scoring infringing listings and the highest-scoring genuine ones explained
+SALIENCY_INFRINGING, SALIENCY_GENUINE = 6, 2
+#: integrated-gradients steps: a few forward + backward passes per listing bound the cost
+SALIENCY_STEPS = 16
+
+
+def saliency_scorer(model: LoadedModel) -> ListingScorer | None:
+    """The in-process scorer the saliency figure explains; None for a model without photos.
+
+    Call it while the model's folder exists: a downloaded model's folder lives only as long as
+    the evaluation's scratch space, and a model scored through the pyfunc has no in-process
+    scorer yet.
+    """
+    if model.spec.kind not in EXPLAINED_KINDS:
+        return None
+    scorer = model.listing_scorer or ListingScorer.load(model.folder)
+    return scorer if explains_images(scorer) else None
+
+
+def write_saliency(
+    report: EvaluationReport, scorer: ListingScorer | None, evaluated: pd.DataFrame, root: Path
+) -> Path | None:
+    """``saliency.png``: where the photo drove the score, for the highest-scoring infringing
+    listings and the highest-scoring genuine ones (the false positives a reviewer meets
+    first), linked from ``report.md`` under the plots. Listings without a usable photo are
+    passed over and named in the report with their reason."""
+    if scorer is None or evaluated.empty:
+        return None
+    scores, labels = check_scores_labels(
+        evaluated["score"].to_numpy(), evaluated["label"].to_numpy(), where="saliency"
+    )
+    order = np.argsort(-scores, kind="stable")
+    panels, passed_over, explained = [], [], ""
+    for label, quota in ((1, SALIENCY_INFRINGING), (0, SALIENCY_GENUINE)):
+        candidates = [int(i) for i in order if labels[i] == label]
+        request = request_frame(evaluated.iloc[candidates], root)
+        shown = 0
+        # bounded: a few misses are named in the report, a folder without photos is not read
+        for k, i in enumerate(candidates[: 3 * quota]):
+            if shown == quota:
+                break
+            try:
+                found = explain_listing(
+                    scorer, request.iloc[k], steps=SALIENCY_STEPS, baseline="blur"
+                )
+            except NoImageToExplain as err:
+                passed_over.append(str(err))
+                continue
+            shown += 1
+            explained = found.explained
+            kind = "infringing" if label else "genuine"
+            decision = evaluated["decision"].iloc[i] if "decision" in evaluated else ""
+            caption = f"{found.listing_id}\n{kind}, score {scores[i]:.3f} {decision}".rstrip()
+            panels.append((found.overlay, caption))
+    path = plot_overlays(panels, Path(report.markdown_path).parent / SALIENCY_PLOT)
+    report.plots["saliency"] = path
+    _insert_saliency_section(report.markdown_path, explained, passed_over)
+    return path
+
+
+def _insert_saliency_section(markdown: Path, explained: str, passed_over: list[str]) -> None:
+    lines = [
+        "## Saliency",
+        "",
+        f"Where the photo drove the score: integrated gradients of {explained or 'the logit'} "
+        f"from a blurred copy of the photo ({SALIENCY_STEPS} steps); the brighter, the more "
+        f"that region moved the score. The {SALIENCY_INFRINGING} highest-scoring infringing "
+        f"listings, then the {SALIENCY_GENUINE} highest-scoring genuine ones (false positives "
+        "when they are in the reject lane). Any other listing, from a notebook: "
+        "`ipguard.explain_listing(ipguard.ListingScorer.load(folder), row)`.",
+        "",
+        f"![Saliency]({SALIENCY_PLOT})",
+    ]
+    if passed_over:
+        lines += ["", "Passed over, no usable photo:", ""] + [f"- {p}" for p in passed_over]
+    section = "\n".join(lines)
+    text = markdown.read_text(encoding="utf-8")
+    anchor = "\n\n## Slices"
     text = (
         text.replace(anchor, f"\n\n{section}{anchor}", 1)
         if anchor in text
