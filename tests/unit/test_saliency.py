@@ -262,6 +262,34 @@ def test_the_fused_logit_of_the_photo_is_the_one_the_served_model_gives(
     assert shown.heat.shape == (height, width)
 
 
+def test_late_fusion_explains_its_image_base_models_logit(demo_small, tmp_path) -> None:
+    from ipguard.models.late_fusion import LateFusionClassifier
+    from ipguard.models.tfidf_classifier import TfidfClassifier
+
+    frame = pd.read_csv(demo_small.manifest_path)
+    text = TfidfClassifier(max_features=500)
+    text.fit_frames(frame.head(80), Path(demo_small.root))
+    bases = {}
+    for role, model in (("image", ImageClassifier("tiny_cnn", image_size=SIZE)), ("text", text)):
+        bases[role], _ = write_model_dir(model, tmp_path / role, calibrator=IDENTITY, policy=POLICY)
+    late = LateFusionClassifier(image_model=str(bases["image"]), text_model=str(bases["text"]))
+    late.featurizer = catalog_featurizer(demo_small.brands_path)
+    late.fit_stacker(frame.iloc[80:160], Path(demo_small.root))
+    folder, _ = write_model_dir(late, tmp_path / "late", calibrator=IDENTITY, policy=POLICY)
+    scorer = ListingScorer.load(folder)
+    row = frame.iloc[0].drop("label").to_dict()
+    shown = explain_listing(scorer, row, steps=4, root=demo_small.root)
+    assert "image base model" in shown.explained
+    assert shown.heat.shape == (shown.photo.height, shown.photo.width)
+    assert shown.score == pytest.approx(
+        float(
+            scorer.score(
+                pd.DataFrame([row]).assign(image_path=str(demo_small.root / row["image_path"]))
+            )["score"].iloc[0]
+        )
+    )
+
+
 # --- the evaluation report --------------------------------------------------------------------
 
 
