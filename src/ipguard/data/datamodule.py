@@ -9,7 +9,7 @@ other, which the ``data=demo`` config generates on first use (:mod:`ipguard.demo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,9 @@ class ListingDataModule(L.LightningDataModule):
         # a frozen backbone (see configure_inputs): features per image, computed once per split
         self.image_embedder: Any = None
         self.embedding_cache = embedding_cache
+        # columns a model appends to the tabular features (the brand-reference features, see
+        # ipguard.brands.references): frame -> float32 (n, k), set by the model's attach_data
+        self.extra_features: Callable[[pd.DataFrame], np.ndarray] | None = None
         # draws only the train loader's worker base seed, never the global RNG: see train_dataloader
         self._loader_generator = torch.Generator().manual_seed(seed)
 
@@ -261,10 +264,13 @@ class ListingDataModule(L.LightningDataModule):
             dataset.transform.set_random_seed(seed)
 
     def tabular_features(self, frame: pd.DataFrame) -> np.ndarray:
-        """Price and brand-mention features; fitted on the training split only."""
+        """Price and brand-mention features, then any :attr:`extra_features` columns."""
         if self.featurizer is None:
             self.featurizer = catalog_featurizer(self.brands_path)
-        return self.featurizer.transform(frame)
+        features = self.featurizer.transform(frame)
+        if self.extra_features is None:
+            return features
+        return np.concatenate([features, self.extra_features(frame)], axis=1).astype(np.float32)
 
     def export_extras(self) -> dict[str, Any]:
         """Data-side state the exported model needs at serving time (the tabular featurizer)."""

@@ -34,6 +34,7 @@ from ipguard.evaluation.policy import fit_policy_from_settings
 from ipguard.jobs.listings import load_listings
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
 from ipguard.jobs.scoring import score_listings
+from ipguard.models.brand_references import replace_catalog
 from ipguard.models.loading import IDENTITY_CALIBRATOR, PLACEHOLDER_POLICY, checkpoint_to_folder
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
@@ -145,7 +146,12 @@ def _load_source(cfg: DictConfig, folder: Path) -> _Source:
         )
     if ckpt:
         return _from_checkpoint(Path(str(ckpt)).expanduser(), cfg, folder)
-    return _from_folder(Path(str(model_dir)).expanduser(), folder)
+    source = _from_folder(Path(str(model_dir)).expanduser(), folder)
+    if cfg.get("brands"):
+        # a brand added to the catalog is protected without retraining (brand_protection.md)
+        replaced = replace_catalog(source.folder, source.spec, str(cfg.brands))
+        source.described += f" with brand catalog {cfg.brands} ({', '.join(replaced)})"
+    return source
 
 
 def _from_checkpoint(path: Path, cfg: DictConfig, folder: Path) -> _Source:

@@ -7,11 +7,20 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors.torch import save_model
 from torch import nn
 
+from ipguard.brands.references import BrandReferences, references_extras
+from ipguard.data.reference_features import REFERENCE_FEATURE_DIM
+from ipguard.models.brand_references import (
+    ReferenceSettings,
+    build_references,
+    feed_datamodule,
+)
 from ipguard.models.losses import binary_loss
 from ipguard.models.module import ListingClassifier
 from ipguard.nets.fusion import FusionConfig, FusionNetwork, text_presence
+from ipguard.serving.spec import WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
 #: the network's defaults, which the module's arguments of the same names share
@@ -52,6 +61,10 @@ class FusionClassifier(ListingClassifier):
         scheduler: str = "onecycle",
         freeze_backbone_epochs: int = 0,
         freeze_backbone: bool | None = None,
+        references: bool = False,
+        reference_backbone: str = ReferenceSettings.backbone,
+        reference_image_size: int = ReferenceSettings.image_size,
+        stolen_threshold: float = ReferenceSettings.stolen_threshold,
     ) -> None:
         super().__init__(
             lr=lr,
@@ -67,13 +80,17 @@ class FusionClassifier(ListingClassifier):
         if aux_weight < 0:
             raise ValueError(f"model.aux_weight: expected >= 0, found {aux_weight}")
         self.save_hyperparameters()
+        reference_dim = REFERENCE_FEATURE_DIM if references else 0
         self.net = FusionNetwork(
-            FusionConfig.from_mapping(self.hparams),  # the exported spec carries it to serving
+            # the exported spec carries it to serving
+            FusionConfig.from_mapping({**self.hparams, "reference_dim": reference_dim}),
             pretrained=pretrained,
             weights_path=Path(weights_path) if weights_path else None,
         )
         self.resolve_freezing(freeze_backbone, pretrained=self.net.image.spec.pretrained)
         self._outputs: dict[str, torch.Tensor] | None = None
+        #: the catalog's embedded references (model.references=true), built by attach_data
+        self.references: BrandReferences | None = None
 
     @property
     def network(self) -> nn.Module:
@@ -85,18 +102,34 @@ class FusionClassifier(ListingClassifier):
         return {"image_size": self.hparams.image_size, "mean": spec.mean, "std": spec.std}
 
     def attach_data(self, dm: Any) -> None:
-        """Called by ``train()`` before fitting: the data's tabular width must be the model's."""
+        """Called by ``train()`` before fitting: the data's tabular width must be the model's;
+        with ``references``, the catalog's references are built and fed to the data."""
+        if self.hparams.references:
+            self.attach_catalog(getattr(dm, "brands_path", None))
+            feed_datamodule(self.references, dm)  # type: ignore[arg-type]
         if getattr(dm, "brands_path", None) is None:
             log.warning(
                 "no brand catalog (data.brands=null): the fused model's price and brand "
                 "features are flags only; pass data.brands=PATH to a brands.csv"
             )
         width = dm.tabular_features(dm.frames["train"].head(1)).shape[1]
-        if width != self.hparams.tabular_dim:
+        expected = self.net.config.tabular_dim + self.net.config.reference_dim
+        if width != expected:
             raise ValueError(
-                f"model.tabular_dim={self.hparams.tabular_dim}, but the data's tabular "
-                f"featurizer gives {width} columns; set model.tabular_dim={width}"
+                f"model.tabular_dim={self.hparams.tabular_dim} (+{self.net.config.reference_dim} "
+                f"reference features), but the data gives {width} columns; set "
+                f"model.tabular_dim={width - self.net.config.reference_dim}"
             )
+
+    def attach_catalog(self, catalog_path: str | Path | None) -> None:
+        """Embed the reference catalog at ``catalog_path`` (training, or exporting a
+        checkpoint): the references the exported model compares listings with."""
+        settings = ReferenceSettings(
+            self.hparams.reference_backbone,
+            self.hparams.reference_image_size,
+            self.hparams.stolen_threshold,
+        )
+        self.references = build_references(catalog_path, settings)
 
     def logits(self, batch: dict[str, Any]) -> torch.Tensor:
         self._outputs = self.net(
@@ -140,9 +173,23 @@ class FusionClassifier(ListingClassifier):
         return self.net.image.backbone
 
     def export_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "kind": "fusion",
             "network": self.net.config.to_dict(),
             # images only: the text tower always reads model_text(title, description)
             "preprocessing": self.preprocessing,
         }
+        if self.hparams.references:
+            if self.references is None:
+                raise RuntimeError(
+                    "this fused model reads brand-reference features: attach_catalog(PATH) "
+                    "before exporting it"
+                )
+            spec["extras"] = {"references": references_extras(self.references)}
+        return spec
+
+    def save_artifacts(self, folder: Path) -> None:
+        """The network's weights, and with ``references`` the embedded catalog beside them."""
+        save_model(self.net.eval(), str(Path(folder) / WEIGHTS_FILE))
+        if self.references is not None and self.hparams.references:
+            self.references.save(folder)

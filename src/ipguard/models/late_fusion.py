@@ -39,11 +39,13 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from ipguard.brands.references import BrandReferences, references_extras
 from ipguard.data.catalog import catalog_featurizer
 from ipguard.data.columns import label_array
 from ipguard.data.tabular import TabularFeaturizer
+from ipguard.models.brand_references import ReferenceSettings, build_references
 from ipguard.models.loading import load_model
-from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
+from ipguard.nets.stacker import predict_stacker, stack_feature_names
 from ipguard.serving.inputs import collect_inputs
 from ipguard.serving.stacking import stacking_features
 
@@ -79,6 +81,10 @@ class LateFusionClassifier:
         C: float = 1.0,
         folds: int = 5,
         seed: int = 0,
+        references: bool = False,
+        reference_backbone: str = ReferenceSettings.backbone,
+        reference_image_size: int = ReferenceSettings.image_size,
+        stolen_threshold: float = ReferenceSettings.stolen_threshold,
     ) -> None:
         if C <= 0:
             raise ValueError(f"model.C: expected a positive regularisation strength, found {C}")
@@ -89,6 +95,11 @@ class LateFusionClassifier:
         self.folds = folds
         self.seed = seed
         self.featurizer = TabularFeaturizer()
+        self.use_references = references
+        self.reference_settings = ReferenceSettings(
+            reference_backbone, reference_image_size, stolen_threshold
+        )
+        self.references: BrandReferences | None = None
         self.coef: np.ndarray | None = None
         self.intercept = 0.0
         self._stack_frame: pd.DataFrame | None = None
@@ -114,15 +125,24 @@ class LateFusionClassifier:
 
     def _features(self, frame: pd.DataFrame, root: Path) -> tuple[np.ndarray, Any]:
         bases = self.bases
-        want_images = any(b.predictor.needs_images for b in bases.values())
+        want_images = self.references is not None or any(
+            b.predictor.needs_images for b in bases.values()
+        )
         inputs = collect_inputs(_absolute_images(frame, root), want_images=want_images)
-        return stacking_features(inputs, bases, self.featurizer)[0], inputs
+        found = stacking_features(inputs, bases, self.featurizer, self.references)
+        return found[0], inputs
 
     # --- training -------------------------------------------------------------------------
     def attach_data(self, dm: Any) -> None:
         """Take the validation split to fit on and the brand catalog for tabular features."""
         self._stack_frame = dm.frames["val"]
         self.featurizer = catalog_featurizer(dm.brands_path)
+        if self.use_references:
+            self.attach_catalog(dm.brands_path)
+
+    def attach_catalog(self, catalog_path: str | Path | None) -> None:
+        """Embed the reference catalog the stacker's reference features compare with."""
+        self.references = build_references(catalog_path, self.reference_settings)
 
     def _regression(self) -> Any:
         return LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
@@ -184,12 +204,19 @@ class LateFusionClassifier:
             "network": {
                 "bases": {role: f"{BASES_DIR}/{role}" for role in BASE_ROLES},
                 "base_sources": {role: str(self.sources[role]) for role in BASE_ROLES},
-                "features": list(STACK_FEATURE_NAMES),
+                "features": list(stack_feature_names(self.references is not None)),
                 "coef": self.coef.tolist(),
                 "intercept": self.intercept,
             },
             "preprocessing": {},
-            "extras": {"tabular": self.featurizer.to_dict()},
+            "extras": {
+                "tabular": self.featurizer.to_dict(),
+                **(
+                    {"references": references_extras(self.references)}
+                    if self.references is not None
+                    else {}
+                ),
+            },
         }
 
     def save_artifacts(self, folder: Path) -> None:
@@ -200,3 +227,5 @@ class LateFusionClassifier:
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(self._folders[role], target)
+        if self.references is not None:
+            self.references.save(folder)

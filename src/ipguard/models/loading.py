@@ -231,6 +231,8 @@ def checkpoint_to_folder(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     module = module_from_checkpoint(path, model_class)
+    if getattr(module, "hparams", {}).get("references") and hasattr(module, "attach_catalog"):
+        module.attach_catalog(brands)  # the references are data, not weights: embed them again
     written, spec = write_model_dir(
         module,
         folder,

@@ -58,6 +58,9 @@ class FusionConfig:
     text_dim: int = 64
     n_buckets: int = 2**16
     tabular_dim: int = FEATURE_DIM
+    #: brand-reference features appended to the tabular ones (0: the model reads none);
+    #: ipguard.data.reference_features.REFERENCE_FEATURE_DIM when trained with references
+    reference_dim: int = 0
     hidden: int = 64
     dropout: float = 0.1
     modality_dropout: float = 0.2
@@ -70,11 +73,14 @@ class FusionConfig:
             )
         if self.tabular_dim < 1:
             raise ValueError(f"model.tabular_dim: expected at least 1, found {self.tabular_dim}")
+        if self.reference_dim < 0:
+            raise ValueError(f"reference_dim: expected >= 0, found {self.reference_dim}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FusionConfig:
-        """The config's fields out of a larger mapping (a module's hyperparameters)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        """The config's fields out of a larger mapping (a module's hyperparameters); fields
+        added since a spec was written take their defaults."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,7 +113,9 @@ class FusionNetwork(nn.Module):
         )
         self.image_proj = _projection(self.image.spec.feature_dim, hidden)
         self.text_proj = _projection(config.text_dim, hidden)
-        self.tabular = nn.Sequential(nn.Linear(config.tabular_dim, hidden), nn.ReLU())
+        self.tabular = nn.Sequential(
+            nn.Linear(config.tabular_dim + config.reference_dim, hidden), nn.ReLU()
+        )
         self.head = nn.Sequential(
             nn.Linear(3 * hidden + 2, hidden),
             nn.ReLU(),
@@ -135,7 +143,8 @@ class FusionNetwork(nn.Module):
         tabular: torch.Tensor,
         image_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``images`` (B,3,H,W), ``image_present`` (B,), ``texts`` B strings, ``tabular`` (B,F).
+        """``images`` (B,3,H,W), ``image_present`` (B,), ``texts`` B strings, ``tabular``
+        (B, tabular_dim + reference_dim): the tabular features, then the reference features.
 
         ``image_features`` (B,D), when given, are the backbone's output computed upstream (a
         frozen backbone's cached embeddings); ``images`` is then not read.

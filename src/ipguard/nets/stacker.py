@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ipguard.data.reference_features import REFERENCE_FEATURE_NAMES
 from ipguard.data.tabular import FEATURE_NAMES as TABULAR_FEATURE_NAMES
 from ipguard.logistic import sigmoid
 
@@ -20,6 +21,11 @@ STACK_FEATURE_NAMES: tuple[str, ...] = (
     "text_missing",
     *TABULAR_FEATURE_NAMES,
 )
+
+
+def stack_feature_names(references: bool) -> tuple[str, ...]:
+    """The stacker's inputs; with ``references``, the brand-reference features come last."""
+    return STACK_FEATURE_NAMES + (REFERENCE_FEATURE_NAMES if references else ())
 
 
 def predict_stacker(features: np.ndarray, coef: Sequence[float], intercept: float) -> np.ndarray:

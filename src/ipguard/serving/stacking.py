@@ -6,15 +6,20 @@ from typing import Any
 
 import numpy as np
 
+from ipguard.brands.references import BrandReferences
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.logistic import logit
 from ipguard.serving.inputs import ScoringInputs
 
 
 def stacking_features(
-    inputs: ScoringInputs, bases: dict[str, Any], featurizer: TabularFeaturizer
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stacker's input matrix, plus the image and text base scores (NaN where absent).
+    inputs: ScoringInputs,
+    bases: dict[str, Any],
+    featurizer: TabularFeaturizer,
+    references: BrandReferences | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]] | None]:
+    """The stacker's input matrix, the image and text base scores (NaN where absent), and
+    the reference evidence per row (``None`` without ``references``).
 
     ``bases`` maps ``"image"`` and ``"text"`` to loaded :class:`ListingScorer` objects; each
     base model's uncalibrated score is used, NaN (no usable image, no text) becoming a 0 logit
@@ -29,5 +34,10 @@ def stacking_features(
         np.where(text_missing, 0.0, logit(np.nan_to_num(text, nan=0.5))),
         text_missing.astype(np.float64),
     ]
-    tabular = featurizer.transform(inputs.frame).astype(np.float64)
-    return np.column_stack([*columns, tabular]), image, text
+    blocks = [featurizer.transform(inputs.frame).astype(np.float64)]
+    evidence = None
+    if references is not None:
+        found = references.features(inputs.frame, inputs.images)
+        blocks.append(found.matrix.astype(np.float64))
+        evidence = found.evidence
+    return np.column_stack([*columns, *blocks]), image, text, evidence

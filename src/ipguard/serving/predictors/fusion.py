@@ -11,15 +11,17 @@ a zero image and ``image_present=0``, exactly as the network saw such rows in tr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_model
 
+from ipguard.brands.references import BrandReferences
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.logistic import sigmoid
 from ipguard.nets.fusion import FusionConfig, FusionNetwork
-from ipguard.nets.stacker import STACK_FEATURE_NAMES, predict_stacker
+from ipguard.nets.stacker import predict_stacker, stack_feature_names
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.serving.predictors.image import ImageTower
 from ipguard.serving.scorer import ListingScorer
@@ -39,6 +41,18 @@ def _featurizer(spec: ModelSpec, folder: Path) -> TabularFeaturizer:
     return TabularFeaturizer.from_dict(spec.extras["tabular"])
 
 
+def _references(spec: ModelSpec, folder: Path, width: int) -> BrandReferences | None:
+    """The embedded brand catalog of a model that reads reference features, else None."""
+    if width == 0:
+        return None
+    if "references" not in spec.extras:
+        raise ValueError(
+            f"{folder}: the model reads {width} brand-reference features but its spec names no "
+            "references folder (extras['references']); re-export it with its brand catalog"
+        )
+    return BrandReferences.load(Path(folder) / spec.extras["references"]["folder"])
+
+
 class FusionPredictor:
     """The fused image + text + tabular network."""
 
@@ -51,6 +65,8 @@ class FusionPredictor:
         self.image_size = int(spec.preprocessing["image_size"])
         self.tower = ImageTower(self.network.image, spec.preprocessing)
         self.featurizer = _featurizer(spec, folder)
+        self.references = _references(spec, folder, self.network.config.reference_dim)
+        self.last_evidence: list[dict[str, Any]] | None = None
 
     def _images(self, inputs: ScoringInputs, chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.zeros(len(chunk), 3, self.image_size, self.image_size)
@@ -64,7 +80,13 @@ class FusionPredictor:
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(inputs)
         raw, image, text = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        tabular = torch.from_numpy(self.featurizer.transform(inputs.frame))
+        tabular = self.featurizer.transform(inputs.frame)
+        self.last_evidence = None
+        if self.references is not None:
+            found = self.references.features(inputs.frame, inputs.images)
+            tabular = np.concatenate([tabular, found.matrix], axis=1)
+            self.last_evidence = found.evidence
+        tabular = torch.from_numpy(tabular)
         for start in range(0, n, BATCH):
             chunk = list(range(start, min(start + BATCH, n)))
             images, present = self._images(inputs, chunk)
@@ -84,10 +106,12 @@ class LateFusionPredictor:
 
     def __init__(self, spec: ModelSpec, folder: Path, *, runtime: str = "torch") -> None:
         network = spec.network
-        if tuple(network.get("features", ())) != STACK_FEATURE_NAMES:
+        with_references = "references" in spec.extras
+        expected = stack_feature_names(with_references)
+        if tuple(network.get("features", ())) != expected:
             raise ValueError(
                 f"{folder}: the stacker was fitted on features {network.get('features')}, "
-                f"this ipguard builds {list(STACK_FEATURE_NAMES)}; use the ipguard that built it"
+                f"this ipguard builds {list(expected)}; use the ipguard that built it"
             )
         self.bases = {
             role: ListingScorer.load(Path(folder) / rel, runtime=runtime)
@@ -96,8 +120,18 @@ class LateFusionPredictor:
         self.coef = np.asarray(network["coef"], dtype=np.float64)
         self.intercept = float(network["intercept"])
         self.featurizer = _featurizer(spec, folder)
-        self.needs_images = any(b.predictor.needs_images for b in self.bases.values())
+        self.references = (
+            BrandReferences.load(Path(folder) / spec.extras["references"]["folder"])
+            if with_references
+            else None
+        )
+        self.needs_images = self.references is not None or any(
+            b.predictor.needs_images for b in self.bases.values()
+        )
+        self.last_evidence: list[dict[str, Any]] | None = None
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        features, image, text = stacking_features(inputs, self.bases, self.featurizer)
+        features, image, text, self.last_evidence = stacking_features(
+            inputs, self.bases, self.featurizer, self.references
+        )
         return predict_stacker(features, self.coef, self.intercept), image, text
