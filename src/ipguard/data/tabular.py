@@ -198,6 +198,11 @@ class TabularFeaturizer:
     def catalog(self) -> tuple[CatalogEntry, ...]:
         return self._catalog
 
+    @property
+    def threshold(self) -> float:
+        """The brand matcher's similarity threshold for a mention."""
+        return self._threshold
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TabularFeaturizer):
             return NotImplemented
@@ -281,4 +286,50 @@ class TabularFeaturizer:
             out[:, mentions] = _NO_MENTION
         else:
             out[:, mentions] = self._matcher.features(texts)
+        return out
+
+    # --- evidence -------------------------------------------------------------------------
+    def explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """Per row, the facts behind the features, for a reviewer: the catalog brand and how
+        the text named it, and the price against the reference in the listing's currency."""
+        frame = frame.reset_index(drop=True)
+        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
+        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
+        prices = _prices(frame)
+        currencies = (
+            [_currency_key(c) for c in frame["currency"]]
+            if "currency" in frame.columns
+            else [None] * len(frame)
+        )
+        brands = self._brands(frame, texts)
+        out: list[dict[str, Any]] = []
+        for i, key in enumerate(brands):
+            mention = None
+            if self._matcher is not None and texts[i]:
+                found = self._matcher.match(texts[i])
+                if found.found:
+                    mention = {
+                        "brand": found.brand,
+                        "verbatim": found.exact_raw,
+                        "disguised": not found.exact_raw,
+                        "similarity": round(found.score, 4),
+                    }
+            price = None if np.isnan(prices[i]) else float(prices[i])
+            reference = None
+            if key is not None and currencies[i] is not None:
+                reference = self._prices.get((key, currencies[i]))
+            out.append(
+                {
+                    "brand": None if key is None else self._names[key],
+                    "brand_mention": mention,
+                    "price": None
+                    if price is None
+                    else {
+                        "amount": price,
+                        "currency": currencies[i],
+                        "reference_price": reference,
+                        "ratio": None if not reference else round(price / reference, 4),
+                    },
+                }
+            )
         return out

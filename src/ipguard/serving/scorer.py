@@ -14,6 +14,7 @@ import pandas as pd
 
 from ipguard.evaluation.calibration import calibrator_from_dict
 from ipguard.evaluation.policy import Policy
+from ipguard.serving.evidence import evidence_column
 from ipguard.serving.inputs import FLAG_SEPARATOR, collect_inputs
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.spec import ModelSpec
@@ -27,6 +28,7 @@ OUTPUT_TYPES = {
     "text_score": "double",
     "flags": "string",
     "model_version": "string",
+    "evidence": "string",  # JSON: what drove the score, for reviewers (serving/evidence.py)
 }
 OUTPUT_COLUMNS = tuple(OUTPUT_TYPES)
 RUNTIMES = ("torch", "onnx")
@@ -59,6 +61,13 @@ class ListingScorer:
         flags = inputs.flags
         for i in np.flatnonzero(~ok):
             flags[i].append("not_scored")
+        evidence = evidence_column(
+            inputs,
+            image_score,
+            text_score,
+            featurizer=getattr(self.predictor, "featurizer", None),
+            references=getattr(self.predictor, "last_evidence", None),
+        )
         return pd.DataFrame(
             {
                 "listing_id": inputs.listing_ids,
@@ -68,6 +77,7 @@ class ListingScorer:
                 "text_score": text_score,
                 "flags": [FLAG_SEPARATOR.join(f) for f in flags],
                 "model_version": str(self.spec.model_version or ""),
+                "evidence": evidence,
             },
             columns=list(OUTPUT_COLUMNS),
         )
