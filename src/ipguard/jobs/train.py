@@ -233,7 +233,9 @@ def _fit_lightning(
         run_id = _new_run(cfg, model, experiment_id)
     result = TrainResult(metrics, output_dir, tracking_uri, run_id, best)
     if best is not None and trainer.global_rank == 0:
-        model = type(model).load_from_checkpoint(best, map_location="cpu")
+        trained, model = model, type(model).load_from_checkpoint(best, map_location="cpu")
+        if getattr(trained, "references", None) is not None:  # embedded catalog: not in the ckpt
+            model.references = trained.references
     return model, result, trainer.global_rank == 0
 
 
