@@ -2,10 +2,11 @@
 
 A brand's logo is a small part of a listing photo: on a sneaker it covers a few percent of the
 frame, so the whole photo's embedding says little about it. The embedder therefore looks at
-the photo whole and at five tiles (the four quadrants and the centre, each at the network's
-input size), so a logo that fills a tile is compared with the brand's logo images at a scale
-the network sees. Every view is L2-normalised: inner products are cosine similarities, which
-is what the reference index searches.
+the photo whole and at five tiles (the four quadrants and the centre). For EfficientNet-Lite the
+tiles are regions of the one feature map the whole photo gives (one forward pass); other
+backbones see each tile cropped and upscaled to the input size (six passes). Every view is
+L2-normalised: inner products are cosine similarities, which is what the reference index
+searches.
 
 The network is a frozen ImageNet backbone (EfficientNet-Lite0 by default, installed as a
 package, never downloaded); the exported model carries its weights as safetensors, so a
@@ -82,6 +83,9 @@ class ReferenceEmbedder:
         self.backbone: nn.Module = module.eval()
         for parameter in self.backbone.parameters():
             parameter.requires_grad_(False)
+        # EfficientNet-Lite exposes its feature map: the tiles come from it in one pass
+        net = getattr(self.backbone, "net", None)
+        self._feature_map = getattr(net, "extract_features", None)
         self.name = backbone
         self.image_size = int(image_size)
         self.dim = int(spec.feature_dim)
@@ -97,6 +101,7 @@ class ReferenceEmbedder:
             "weights": weights_digest(self.backbone),
             "preprocessing": self.preprocessing,
             "views": list(VIEW_NAMES),
+            "tiles": "feature-map regions" if self._feature_map is not None else "upscaled crops",
         }
         #: changes with anything that changes the vectors; keys the listing-embedding cache
         self.key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:32]
@@ -112,11 +117,36 @@ class ReferenceEmbedder:
             return np.zeros(
                 (images.shape[0] if images.ndim else 0, self.n_views, self.dim), np.float32
             )
+        if self._feature_map is not None:
+            return self._region_views(images)
         batch = torch.cat([images, *_tiles(images)], dim=0)
         features = self.backbone(batch)
         features = F.normalize(features.float(), dim=1)
         b = images.shape[0]
         return features.reshape(self.n_views, b, self.dim).transpose(0, 1).contiguous().numpy()
+
+    def _region_views(self, images: torch.Tensor) -> np.ndarray:
+        """One forward pass: the whole photo and the five regions pooled from its feature map.
+
+        Six forward passes (the photo and five upscaled tiles) cost six times one; pooling the
+        regions of one feature map costs nothing extra (docs/brand_protection.md). The whole
+        view is exactly what :meth:`whole` gives, so listing and reference vectors compare as
+        before.
+        """
+        assert self._feature_map is not None
+        grid = self._feature_map(images).float()  # (B, C, h, w)
+        h, w = grid.shape[-2:]
+        hh, hw = (h + 1) // 2, (w + 1) // 2
+        regions = [
+            grid,
+            grid[..., :hh, :hw],
+            grid[..., :hh, w - hw :],
+            grid[..., h - hh :, :hw],
+            grid[..., h - hh :, w - hw :],
+            grid[..., h // 4 : h // 4 + hh, w // 4 : w // 4 + hw],
+        ]
+        pooled = torch.stack([r.mean(dim=(-2, -1)) for r in regions], dim=1)  # (B, V, C)
+        return F.normalize(pooled, dim=2).contiguous().numpy()
 
     @torch.inference_mode()
     def whole(self, images: torch.Tensor) -> np.ndarray:

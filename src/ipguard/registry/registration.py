@@ -10,6 +10,8 @@ into the spec, so a model folder that is re-exported (``ipguard-export``) keeps 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version as distribution_version
@@ -127,11 +129,28 @@ def version_tags(spec: ModelSpec, tags: dict[str, Any], *, runtime: str) -> dict
         runtime=runtime,
         format_version=str(spec.format_version),
     )
+    catalog = brand_catalog_fingerprint(spec)
+    if catalog:
+        out["brand_catalog_fingerprint"] = catalog
     onnx = spec.extras.get("onnx")
     if onnx:
         out["onnx_parity_max_abs_diff"] = f"{float(onnx['parity_max_abs_diff']):.3g}"
     out.update({k: str(v) for k, v in tags.items()})
     return out
+
+
+def brand_catalog_fingerprint(spec: ModelSpec) -> str | None:
+    """Which brand catalog the model compares listings with: the reference catalog's
+    fingerprint (images included), else a hash of the prices and names it reads; None for
+    models that read no catalog."""
+    references = spec.extras.get("references")
+    if references:
+        return str(references["catalog_fingerprint"])
+    tabular = spec.extras.get("tabular")
+    if tabular:
+        canonical = json.dumps(tabular.get("catalog", []), sort_keys=True).encode("utf-8")
+        return hashlib.sha256(canonical).hexdigest()
+    return None
 
 
 def log_and_register(
