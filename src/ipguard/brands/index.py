@@ -127,6 +127,8 @@ class ReferenceIndex:
         ef_construction: int = 80,
         ef_search: int = 64,
     ) -> None:
+        if not isinstance(vectors, np.ndarray):  # a memmap stays a memmap: read in chunks below
+            vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             msg = f"vectors must be a 2-D array (n, dim), found shape {vectors.shape}"
             raise ValueError(msg)
