@@ -12,6 +12,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# what each notebook registers, and the inline pictures (matplotlib) it must draw at least
+REGISTERS = {"quickstart.ipynb": "ipguard-image", "brand_review.ipynb": "ipguard-listing"}
+PICTURES = {"brand_review.ipynb": 4}
+
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_in_a_real_kernel(
@@ -25,7 +29,9 @@ def test_notebook_runs_in_a_real_kernel(
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "ipguard: registered ipguard-image v1 @challenger" in text
+    assert f"ipguard: registered {REGISTERS[path.name]} v1 @challenger" in text
+    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pictures) >= PICTURES.get(path.name, 0)
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
