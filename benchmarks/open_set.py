@@ -85,7 +85,6 @@ def main() -> None:
                 f"data.manifest={held.known_manifest}",
                 f"data.brands={held.catalog_without}",
                 f"paths.root_dir={work}",
-                "register=false",
                 "trainer.enable_progress_bar=false",
                 f"seed={seed}",
                 *VARIANTS[variant],
