@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ipguard.models.image_classifier import ImageClassifier
+from ipguard.models.module import FROZEN_HEAD_LR, TRAINED_LR
 from ipguard.nets.image import (
     ImageNetwork,
     PretrainedWeightsMissing,
@@ -123,3 +124,14 @@ def test_frozen_backbone_epochs_stop_backbone_gradients() -> None:
     _Trainer.current_epoch = 1
     model.on_train_epoch_start()
     assert all(p.requires_grad for p in model.backbone_parameters())
+
+
+def test_lr_none_takes_the_rate_that_suits_what_trains() -> None:
+    scratch = ImageClassifier("tiny_cnn", image_size=32)
+    frozen = ImageClassifier("efficientnet_lite0", image_size=32)  # pretrained, frozen all run
+    fine_tuned = ImageClassifier("efficientnet_lite0", image_size=32, freeze_backbone_epochs=1)
+    assert scratch.resolved_lr() == TRAINED_LR
+    assert frozen.backbone_frozen_all_run and frozen.resolved_lr() == FROZEN_HEAD_LR
+    assert fine_tuned.resolved_lr() == TRAINED_LR
+    assert ImageClassifier("tiny_cnn", image_size=32, lr=0.05).resolved_lr() == 0.05
+    assert FROZEN_HEAD_LR > TRAINED_LR

@@ -31,7 +31,7 @@ class ImageClassifier(ListingClassifier):
         weights_path: str | None = None,
         image_size: int = 128,
         dropout: float = 0.0,
-        lr: float = 1e-3,
+        lr: float | None = None,
         head_lr: float | None = None,
         weight_decay: float = 1e-4,
         loss: str = "bce",
