@@ -125,7 +125,7 @@ def test_evidence_names_the_stolen_official_photo_the_wording_and_the_seller(
     stolen = evidence["references"]["stolen_photo"]
     assert stolen is not None, evidence["references"]
     assert stolen["brand"] == BRAND
-    # one of the brand's official photos; exactly which colourway: the xfail test below
+    # one of the brand's official photos; exactly which colourway: the test below
     assert stolen["reference_id"] in copied
     assert stolen["copy_score"] >= 0.75  # the model's stolen_threshold
     assert "replica" in evidence["text"]["counterfeit_terms"]
@@ -137,12 +137,6 @@ def test_evidence_names_the_stolen_official_photo_the_wording_and_the_seller(
     print(pretty)  # `pytest -s` shows what a review tool receives
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ipguard.brands.copies.CopyVerifier compares grey levels, so a copy of one "
-    "colourway of a product scores as high against its other colourways and the evidence "
-    "can name a sibling photo (the brand is right)",
-)
 def test_evidence_names_the_exact_official_photo_each_copy_was_made_from(
     server: str, store: TinyStore
 ) -> None:

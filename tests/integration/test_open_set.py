@@ -86,7 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _new_brand_rows(held) -> pd.DataFrame:
     frame = pd.read_csv(held.new_manifest, dtype=str, keep_default_na=False)
-    frame["image_path"] = [str(image_file(held.new_manifest.parent, p)) for p in frame["image_path"]]
+    frame["image_path"] = [
+        str(image_file(held.new_manifest.parent, p)) for p in frame["image_path"]
+    ]
     return frame.drop(columns=["label"])
 
 
@@ -121,9 +123,7 @@ def test_exported_with_the_full_catalog_it_compares_the_brand_with_its_own_refer
     found = scorer.predictor.references.features(rows, [None] * len(rows))
     missing = REFERENCE_FEATURE_NAMES.index("ref_missing")
     assert (found.matrix[:, missing] == 1).all()  # without photos nothing is compared
-    with_photos = scorer.predictor.references.features(
-        rows, [_open(p) for p in rows["image_path"]]
-    )
+    with_photos = scorer.predictor.references.features(rows, [_open(p) for p in rows["image_path"]])
     assert (with_photos.matrix[:, missing] == 0).all()
 
 

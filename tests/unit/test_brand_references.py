@@ -171,3 +171,35 @@ def test_a_model_folder_built_with_other_features_is_refused(
     (folder / "references.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="reference features"):
         BrandReferences.load(tmp_path / "model")
+
+
+def test_training_and_serving_compute_the_same_features(
+    references: BrandReferences, tmp_path: Path
+) -> None:
+    """Training reads photos from a manifest (views cached on disk); serving decodes a
+    request's photos: the features must not drift between the two."""
+    photos = {
+        "a.jpg": copy_of(official("Zentaro")),
+        "b.jpg": product_photo("Kestrune", seed=2),
+        "c.jpg": product_photo("Quivelle", seed=4),
+    }
+    for name, image in photos.items():
+        image.save(tmp_path / name, quality=90)
+    frame = _frame(
+        title=["Zentaro runner", "Kestrune tote replica", "watch"],
+        brand=["Zentaro", None, "Quivelle"],
+        seller_id=["s1", "s2", "s-official"],
+        image_path=list(photos),
+    )
+    frame.loc[3] = ["l3", "no photo", None, "s3", None]
+    trained = references.manifest_features(frame, tmp_path, cache_dir=tmp_path / "cache")
+    again = references.manifest_features(frame, tmp_path, cache_dir=tmp_path / "cache")
+    decoded = [
+        Image.open(tmp_path / p).convert("RGB") if isinstance(p, str) else None
+        for p in frame["image_path"]
+    ]
+    served = references.features(frame, decoded).matrix
+    np.testing.assert_allclose(trained, served, atol=1e-5)
+    np.testing.assert_array_equal(trained, again)  # read back from the cache
+    assert trained[0, COL["stolen_photo"]] == 1.0
+    assert trained[3, COL["ref_missing"]] == 1.0

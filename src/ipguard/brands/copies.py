@@ -9,13 +9,15 @@ shading, the texture of the backdrop survive re-encoding, resizing, a crop of a 
 a banner over one edge, and a reshoot never reproduces them.
 
 So a copy is verified after retrieval: the candidate official photos the embedding index
-finds are compared with the listing photo as small grey-level images, under a grid of
+finds are compared with the listing photo as small images, under a grid of
 symmetric crops and small shifts (what a copier's crop does), by normalised cross-correlation
-per 8x8-pixel tile. The copy score is the best crop's *median* tile correlation, over tiles
-with texture in both images: a banner or a sticker spoils a few tiles, not the median, and flat
-backdrop tiles, which any two studio photos share, do not count.
+of grey levels per 8x8-pixel tile and by the tiles' mean colours. The copy score is the best
+crop's *median* tile correlation, over tiles with texture in both images, times its colour
+agreement: a banner or a sticker spoils a few tiles, not the medians; flat backdrop tiles,
+which any two studio photos share, do not count; and the colour tells a copy of a product's
+black photo from its red one, which correlate alike.
 
-The stored signature of a reference is its 96x96 grey-level image (9 KB), kept in the model
+The stored signature of a reference is its 96x96 colour image (27 KB), kept in the model
 folder, so serving verifies without the catalog's image files.
 """
 
@@ -33,28 +35,47 @@ _TILE = 8
 _MIN_STD = 4.0
 _MIN_TILES = 6
 _CROPS = (0.0, 0.03, 0.06, 0.09, 0.12)
+#: mean tile-colour difference (0-255 levels) at which colours count as wholly different
+COLOUR_SCALE = 64.0
 _SHIFTS = (-0.02, 0.0, 0.02)
 
 
-def _grey(image: Image.Image, side: int) -> np.ndarray:
-    return np.asarray(image.convert("L").resize((side, side), Image.BILINEAR), dtype=np.float32)
+def _rgb(image: Image.Image, side: int) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize((side, side), Image.BILINEAR), dtype=np.float32)
+
+
+def _grey_of(rgb: np.ndarray) -> np.ndarray:
+    # ITU-R 601 luma, as Pillow's "L" conversion
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def copy_signature(image: Image.Image) -> np.ndarray:
-    """The reference photo as a ``SIGNATURE_SIDE`` square of grey levels (uint8)."""
-    return _grey(image, SIGNATURE_SIDE).round().astype(np.uint8)
+    """The reference photo as a ``SIGNATURE_SIDE`` square in colour (uint8, 27 KB)."""
+    return _rgb(image, SIGNATURE_SIDE).round().astype(np.uint8)
 
 
 def _tiles(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centred 8x8 tiles of a grey square ``(..., 64, 64)`` -> ``(..., tiles, 64)`` and the
+    tiles' standard deviations."""
     n = _SIDE // _TILE
-    tiles = grey.reshape(n, _TILE, n, _TILE).transpose(0, 2, 1, 3).reshape(n * n, -1)
-    centred = tiles - tiles.mean(axis=1, keepdims=True)
-    return centred, np.linalg.norm(centred, axis=1) / np.sqrt(tiles.shape[1])
+    lead = grey.shape[:-2]
+    tiles = grey.reshape(*lead, n, _TILE, n, _TILE)
+    tiles = np.moveaxis(tiles, -3, -2).reshape(*lead, n * n, _TILE * _TILE)
+    centred = tiles - tiles.mean(axis=-1, keepdims=True)
+    return centred, np.linalg.norm(centred, axis=-1) / _TILE
+
+
+def _tile_colours(rgb: np.ndarray) -> np.ndarray:
+    """Mean colour of each 8x8 tile of ``(..., 64, 64, 3)`` -> ``(..., tiles, 3)``."""
+    n = _SIDE // _TILE
+    lead = rgb.shape[:-3]
+    tiles = rgb.reshape(*lead, n, _TILE, n, _TILE, 3).mean(axis=(-4, -2))
+    return tiles.reshape(*lead, n * n, 3)
 
 
 def _crops(signature: np.ndarray) -> np.ndarray:
     """The reference under every crop and shift of the search grid, at the comparison size:
-    float32 ``(grid, 64, 64)``."""
+    float32 ``(grid, 64, 64, 3)``."""
     side = signature.shape[0]
     reference = Image.fromarray(signature)
     out = []
@@ -81,37 +102,44 @@ class CopyVerifier:
 
     def __init__(self, signatures: dict[str, np.ndarray], *, cache_size: int = 4096) -> None:
         self.signatures = signatures
-        self._grids: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._grids: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._cache_size = cache_size
 
-    def _grid(self, reference_id: str) -> tuple[np.ndarray, np.ndarray]:
+    def _grid(self, reference_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         grid = self._grids.get(reference_id)
         if grid is None:
             crops = _crops(self.signatures[reference_id])
-            n = _SIDE // _TILE
-            tiles = crops.reshape(len(crops), n, _TILE, n, _TILE).transpose(0, 1, 3, 2, 4)
-            tiles = tiles.reshape(len(crops), n * n, -1)
-            centred = tiles - tiles.mean(axis=2, keepdims=True)
-            grid = (centred, np.linalg.norm(centred, axis=2))
+            centred, stds = _tiles(_grey_of(crops))
+            grid = (centred, stds, _tile_colours(crops))
             if len(self._grids) >= self._cache_size:
                 self._grids.pop(next(iter(self._grids)))
             self._grids[reference_id] = grid
         return grid
 
     def score(self, listing: Image.Image, reference_id: str) -> float:
-        """Best median tile correlation over the crop grid, in [-1, 1]; 0 when too few tiles
-        have texture to tell (a blank or flat photo is nobody's copy)."""
-        query, query_std = _tiles(_grey(listing, _SIDE))
-        centred, norms = self._grid(reference_id)
-        size = query.shape[1]
-        textured = (query_std[None, :] > _MIN_STD) & (norms / np.sqrt(size) > _MIN_STD)
+        """The copy score: at the best crop, the median tile correlation times the colour
+        agreement; 0 when too few tiles have texture to tell (a flat photo is nobody's copy).
+
+        Correlation is blind to a tile's mean, so a red and a black photo of one product
+        correlate as well as a photo and its copy; the colour agreement
+        ``1 - mean |tile colour difference| / COLOUR_SCALE`` (at least 0) tells them apart,
+        and a re-encoded copy moves tile colours by a few levels only.
+        """
+        rgb = _rgb(listing, _SIDE)
+        query, query_std = _tiles(_grey_of(rgb))
+        colours = _tile_colours(rgb)
+        centred, stds, ref_colours = self._grid(reference_id)
+        textured = (query_std[None, :] > _MIN_STD) & (stds > _MIN_STD)
         products = np.einsum("gtp,tp->gt", centred, query)
-        ncc = products / np.maximum(norms * np.linalg.norm(query, axis=1)[None, :], 1e-6)
+        norms = np.linalg.norm(centred, axis=2) * np.linalg.norm(query, axis=1)[None, :]
+        ncc = products / np.maximum(norms, 1e-6)
+        distance = np.median(np.abs(ref_colours - colours[None]).mean(axis=2), axis=1)
+        agreement = np.clip(1.0 - distance / COLOUR_SCALE, 0.0, 1.0)
         best = 0.0
         for g in range(len(centred)):
             rows = textured[g]
             if rows.sum() >= _MIN_TILES:
-                best = max(best, float(np.median(ncc[g, rows])))
+                best = max(best, float(np.median(ncc[g, rows])) * float(agreement[g]))
         return best
 
 
