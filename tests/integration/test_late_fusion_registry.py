@@ -30,7 +30,21 @@ def stacked(demo_small: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     image = _train(root, manifest, "model=image", "model.backbone=tiny_cnn")
     text = _train(root, manifest, "model=text_tfidf")
     late = _train(root, manifest, "model=late_fusion")
-    return {"image": image, "text": text, "late": late, "manifest": manifest}
+    with_references = _train(
+        root,
+        manifest,
+        "model=late_fusion",
+        "model.references=true",
+        "model.reference_image_size=64",
+        f"data.brands={demo_small.reference_catalog_path}",
+    )
+    return {
+        "image": image,
+        "text": text,
+        "late": late,
+        "with_references": with_references,
+        "manifest": manifest,
+    }
 
 
 def test_late_fusion_stacks_the_registered_models_and_registers_itself(stacked) -> None:
@@ -70,3 +84,24 @@ def test_logged_model_folder_is_found_from_the_mlmodel_file(tmp_path: Path) -> N
     (tmp_path / "artifacts" / "model" / "spec.json").write_text("{}")
     assert folder_in_logged_model(tmp_path) == tmp_path / "artifacts" / "model"
     assert folder_in_logged_model(tmp_path / "artifacts") is None  # no MLmodel
+
+
+def test_late_fusion_with_references_stacks_the_reference_features(stacked, demo_small) -> None:
+    import json
+
+    import pandas as pd
+
+    from ipguard.data.reference_features import REFERENCE_FEATURE_NAMES
+
+    folder = stacked["with_references"].model_dir
+    spec = ModelSpec.load(folder)
+    assert spec.network["features"][-len(REFERENCE_FEATURE_NAMES) :] == list(
+        REFERENCE_FEATURE_NAMES
+    )
+    assert spec.extras["references"]["reference_images"] > 0
+    rows = pd.read_csv(stacked["manifest"]).head(6).drop(columns=["label"])
+    rows["image_path"] = [str(demo_small.manifest_path.parent / p) for p in rows["image_path"]]
+    out = ListingScorer.load(folder).score(rows)
+    assert np.isfinite(out["score"].to_numpy(dtype=float)).all()
+    evidence = [json.loads(e)["references"] for e in out["evidence"]]
+    assert all(e is not None and e["brand"] for e in evidence)

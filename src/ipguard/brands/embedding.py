@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ipguard.brands.stored import read_stored_json
 from ipguard.nets.embedder import weights_digest
 from ipguard.nets.image import create_backbone
 
@@ -170,16 +171,12 @@ class ReferenceEmbedder:
     @classmethod
     def load(cls, folder: str | Path) -> ReferenceEmbedder:
         folder = Path(folder)
-        path = folder / CONFIG_FILE
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: expected the reference embedder's config ({err})") from err
-        if config.get("format") != _FORMAT or config.get("version") != _VERSION:
-            raise ValueError(
-                f"{path}: expected format {_FORMAT!r} version {_VERSION}, found "
-                f"{config.get('format')!r} version {config.get('version')!r}"
-            )
+        config = read_stored_json(
+            folder / CONFIG_FILE,
+            format=_FORMAT,
+            version=_VERSION,
+            what="the reference embedder's config",
+        )
         embedder = cls(
             config["backbone"],
             image_size=int(config["image_size"]),

@@ -39,6 +39,7 @@ from PIL import Image
 from ipguard.brands.copies import SIGNATURE_SIDE, CopyVerifier, copy_signature
 from ipguard.brands.embedding import ReferenceEmbedder
 from ipguard.brands.index import ReferenceIndex
+from ipguard.brands.stored import read_stored_json
 from ipguard.data.brand_catalog import BrandCatalog, ReferenceImage
 from ipguard.data.datasets import ListingDataset
 from ipguard.data.embeddings import image_embeddings
@@ -230,15 +231,9 @@ class BrandReferences:
         folder = Path(folder)
         target = folder if (folder / _CONFIG).is_file() else folder / FOLDER
         path = target / _CONFIG
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: expected the model's brand references ({err})") from err
-        if config.get("format") != _FORMAT or config.get("version") != _VERSION:
-            raise ValueError(
-                f"{path}: expected format {_FORMAT!r} version {_VERSION}, found "
-                f"{config.get('format')!r} version {config.get('version')!r}"
-            )
+        config = read_stored_json(
+            path, format=_FORMAT, version=_VERSION, what="the model's brand references"
+        )
         if tuple(config.get("features", ())) != REFERENCE_FEATURE_NAMES:
             raise ValueError(
                 f"{path}: the model was built with reference features {config.get('features')}, "

@@ -241,6 +241,19 @@ class TabularFeaturizer:
                     keys[i] = None if mention is None else _brand_key(mention)
         return keys
 
+    def _rows(
+        self, frame: pd.DataFrame
+    ) -> tuple[list[str], np.ndarray, list[str | None], list[str | None]]:
+        """Each row's text, price (NaN if unusable), currency key and catalog brand key."""
+        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
+        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
+        currencies = (
+            [_currency_key(c) for c in frame["currency"]]
+            if "currency" in frame.columns
+            else [None] * len(frame)
+        )
+        return texts, _prices(frame), currencies, self._brands(frame, texts)
+
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Float32 ``(len(frame), FEATURE_DIM)``, columns as :data:`FEATURE_NAMES`; no NaN.
 
@@ -249,15 +262,7 @@ class TabularFeaturizer:
         """
         frame = frame.reset_index(drop=True)
         n = len(frame)
-        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
-        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
-        prices = _prices(frame)
-        currencies = (
-            [_currency_key(c) for c in frame["currency"]]
-            if "currency" in frame.columns
-            else [None] * n
-        )
-        brands = self._brands(frame, texts)
+        texts, prices, currencies, brands = self._rows(frame)
 
         out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
         col = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -292,16 +297,7 @@ class TabularFeaturizer:
     def explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """Per row, the facts behind the features, for a reviewer: the catalog brand and how
         the text named it, and the price against the reference in the listing's currency."""
-        frame = frame.reset_index(drop=True)
-        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
-        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
-        prices = _prices(frame)
-        currencies = (
-            [_currency_key(c) for c in frame["currency"]]
-            if "currency" in frame.columns
-            else [None] * len(frame)
-        )
-        brands = self._brands(frame, texts)
+        texts, prices, currencies, brands = self._rows(frame.reset_index(drop=True))
         out: list[dict[str, Any]] = []
         for i, key in enumerate(brands):
             mention = None
