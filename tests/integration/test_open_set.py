@@ -14,7 +14,6 @@ model trained for seconds it would be noise here.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlflow
 import numpy as np
