@@ -49,6 +49,7 @@ __all__ = [
     "manifest_root",
     "read_csv_table",
     "read_manifest",
+    "read_table",
     "record_lines",
     "write_manifest",
     "write_table",
@@ -213,6 +214,35 @@ def read_manifest(path: str | Path, *, encoding: str | None = None) -> pd.DataFr
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
+
+
+def read_table(
+    path: str | Path, *, known_columns: Collection[str], encoding: str | None = None
+) -> pd.DataFrame:
+    """Read one manifest-like file of another contract (a video manifest, say) as literally as
+    :func:`read_manifest` reads a listing manifest, with ``_source_file`` and ``_source_row``.
+
+    ``known_columns`` are that contract's header names (CSV separators are detected by them);
+    checking its required columns is the caller's job. Raises :class:`ManifestError` naming the
+    file for an unknown format or an unreadable file.
+    """
+    file = Path(path)
+    root = manifest_root(path)
+    if not file.is_file():
+        raise file_error(str(path), "file not found")
+    rel = _relative(file, root)
+    fmt = _format_of(file, rel)
+    if fmt == "csv":
+        frame = _read_csv_as(
+            file, rel, csv_format(file, encoding=encoding, known_columns=known_columns, rel=rel)
+        )
+    else:
+        frame = _READERS[fmt](file, rel, encoding)
+        if fmt == "jsonl" and frame.empty:
+            frame = pd.DataFrame()  # no records: no columns either
+    frame[SOURCE_FILE] = pd.Series([rel] * len(frame), dtype="str")
+    frame[SOURCE_ROW] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    return frame
 
 
 def _partition_values(rel: str) -> dict[str, str]:

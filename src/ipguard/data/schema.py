@@ -398,7 +398,11 @@ def _schema_problems(
 
 
 def _duplicate_problems(
-    ids: pd.Series, files: np.ndarray, rows: np.ndarray, found: _RowProblems
+    ids: pd.Series,
+    files: np.ndarray,
+    rows: np.ndarray,
+    found: _RowProblems,
+    column: str = "listing_id",
 ) -> None:
     present = ids.notna()
     duplicate = (ids.duplicated(keep="first") & present).to_numpy(dtype=bool)
@@ -414,30 +418,28 @@ def _duplicate_problems(
         where = (
             f"row {rows[prev]}" if files[prev] == files[pos] else f"{files[prev]} row {rows[prev]}"
         )
-        reasons.append(f"duplicate listing_id {_shown(value)}; first seen at {where}")
-    found.add(positions, "listing_id", reasons)
+        reasons.append(f"duplicate {column} {_shown(value)}; first seen at {where}")
+    found.add(positions, column, reasons)
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def _path_escapes(path: str) -> str | None:
-    """Why a manifest image path may not be used, judged on its text alone (or ``None``).
+def _path_escapes(path: str, column: str = "image_path") -> str | None:
+    """Why an image or video path may not be used, judged on its text alone (or ``None``).
 
     Manifests travel between Windows and POSIX machines, so both spellings of absolute
     (``/x``, ``\\x``, ``C:x``) and of parent (``..\\x``) count wherever this runs.
     """
     relative = "expected a path relative to the manifest folder"
     if path.startswith(("/", "\\")) or os.path.isabs(path):
-        return f"image_path {_shown(path)} is absolute; {relative}"
+        return f"{column} {_shown(path)} is absolute; {relative}"
     if _DRIVE.match(path):
-        return f"image_path {_shown(path)} is absolute (it names a drive); {relative}"
+        return f"{column} {_shown(path)} is absolute (it names a drive); {relative}"
     if ".." in path:
         normal = os.path.normpath(path.replace("\\", "/"))
         if normal == ".." or normal.startswith("../"):
-            return (
-                f"image_path {_shown(path)} escapes the manifest folder; expected a path inside it"
-            )
+            return f"{column} {_shown(path)} escapes the manifest folder; expected a path inside it"
     return None
 
 
