@@ -245,6 +245,18 @@ def test_garbage_bytes_a_missing_file_and_an_empty_path_are_flagged(tmp_path: Pa
     assert sample_frames(tmp_path).flags == ("video_unreadable",)
 
 
+def test_an_audio_only_recording_is_flagged_as_having_no_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "voice.mkv"
+    with av.open(path, "w", format="matroska") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), dtype=np.int16), format="s16")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    sampled = sample_frames(path)
+    assert sampled.flags == ("video_no_stream",) and not sampled.frames
+
+
 def test_a_playlist_is_not_followed_to_other_files(tmp_path: Path) -> None:
     encode_clip(tmp_path / "secret.ts", container_format="mpegts")
     playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nsecret.ts\n#EXT-X-ENDLIST\n"

@@ -54,13 +54,20 @@ from torch.utils.data import Dataset
 from ipguard.data.columns import LABEL_INDEX
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 
-VIDEO_FLAGS = ("video_missing", "video_unreadable", "video_truncated", "video_corrupt")
+VIDEO_FLAGS = (
+    "video_missing",
+    "video_unreadable",
+    "video_truncated",
+    "video_no_stream",
+    "video_corrupt",
+)
 """Why a video's frames are missing or incomplete; the screening output carries these in ``flags``.
 
 ``video_missing``: no path, or no file there. ``video_unreadable``: nothing could be decoded.
 ``video_truncated``: decoding stopped before the end the container declares (a cut-off upload);
-the frames before the cut are kept. ``video_corrupt``: some packets failed to decode and were
-skipped; the frames around them are kept.
+the frames before the cut are kept. ``video_no_stream``: a container without a video stream (an
+audio-only recording). ``video_corrupt``: some packets failed to decode and were skipped; the
+frames around them are kept. The first four are the flags :mod:`ipguard.data.video_probe` gives.
 """
 
 REASONS = ("uniform", "scene")
@@ -425,7 +432,7 @@ def _open(source: VideoSource, *, container_format: str | None) -> _Opened | _Fa
     if not container.streams.video:
         container.close()
         return _Failure(
-            "video_unreadable", f"{where}: the {container.format.name} file has no video stream"
+            "video_no_stream", f"{where}: the {container.format.name} file has no video stream"
         )
     stream = container.streams.video[0]
     return _Opened(
@@ -581,13 +588,7 @@ class _SceneScorer:
         self.previous_diff: float | None = None
 
     def score(self, frame: Any) -> float:
-        thumb = (
-            frame.reformat(
-                width=_THUMB_SIDE, height=_THUMB_SIDE, format="rgb24", interpolation="AREA"
-            )
-            .to_ndarray()
-            .astype(np.int16)
-        )
+        thumb = _thumbnail(frame)
         previous, self.previous = self.previous, thumb
         if previous is None:
             return 0.0
@@ -595,6 +596,33 @@ class _SceneScorer:
         before, self.previous_diff = self.previous_diff, diff
         # The second frame has no difference to compare with: a spike cannot be told from a pan.
         return 0.0 if before is None else min(diff, abs(diff - before))
+
+
+_PLANAR_YUV = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p")
+_YUV_TO_RGB = np.array(
+    [[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]], dtype=np.float32
+)
+
+
+def _thumbnail(frame: Any) -> np.ndarray:
+    """A 16x16 RGB thumbnail (float, 0..255) for the scene score.
+
+    The usual 8-bit planar YUV frames are sampled on a 64x64 grid straight from their planes
+    and averaged in 4x4 blocks, without converting the frame: swscale's resize to 16x16 cost
+    three times the decode of a 360p frame. Other pixel formats go through swscale."""
+    if frame.format.name not in _PLANAR_YUV:
+        small = frame.reformat(width=_THUMB_SIDE, height=_THUMB_SIDE, format="rgb24")
+        return small.to_ndarray().astype(np.float32)
+    grid = 4 * _THUMB_SIDE
+    channels = []
+    for plane in frame.planes:
+        pixels = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        rows = (np.arange(grid) * plane.height) // grid
+        cols = (np.arange(grid) * plane.width) // grid
+        sampled = pixels[rows[:, None], cols[None, :]].astype(np.float32)
+        channels.append(sampled.reshape(_THUMB_SIDE, 4, _THUMB_SIDE, 4).mean(axis=(1, 3)))
+    yuv = np.stack(channels, axis=-1) - np.array([0.0, 128.0, 128.0], dtype=np.float32)
+    return np.clip(yuv @ _YUV_TO_RGB.T, 0.0, 255.0)
 
 
 @dataclass
