@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ipguard.demo.listings import demo_catalog, demo_manifest, demo_reference_catalog
+from ipguard.demo.videos import demo_video_manifest
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -36,6 +37,9 @@ def _register_resolvers() -> None:
     # manifest, None for a user's
     if not OmegaConf.has_resolver("ipguard.demo_reference_catalog"):
         OmegaConf.register_new_resolver("ipguard.demo_reference_catalog", demo_reference_catalog)
+    # the demo video manifest (short videos and livestreams), generated on first use, as above
+    if not OmegaConf.has_resolver("ipguard.demo_video_manifest"):
+        OmegaConf.register_new_resolver("ipguard.demo_video_manifest", demo_video_manifest)
 
 
 _register_resolvers()
