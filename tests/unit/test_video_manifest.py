@@ -333,3 +333,21 @@ def test_listing_ids_parse_from_text_and_json() -> None:
     assert parse_listing_ids('["L1", 2]') == ["L1", "2"]
     with pytest.raises(ValueError, match="empty listing id"):
         parse_listing_ids("L1;;L2")
+
+
+def test_the_probe_does_not_follow_a_playlist_to_other_files(tmp_path: Path) -> None:
+    """An uploaded .m3u8 would make FFmpeg read the local files it names."""
+    from ipguard.data.video_probe import probe_video
+
+    secret = tmp_path / "secret.ts"
+    with av.open(str(secret), "w", format="mpegts") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width = stream.height = 32
+        for _ in range(8):
+            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nsecret.ts\n#EXT-X-ENDLIST\n"
+    (tmp_path / "list.m3u8").write_text(playlist)
+    probe = probe_video(tmp_path / "list.m3u8")
+    assert not probe.ok and probe.flag == "video_unreadable"

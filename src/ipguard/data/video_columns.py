@@ -45,3 +45,10 @@ PROBE_COLUMNS: tuple[str, ...] = (
 """Added to every validated row from the file itself (all missing when files are not opened):
 why the video is unusable (one of :data:`ipguard.data.video_probe.VIDEO_FLAGS`, else missing)
 and what its container says."""
+
+
+CONTAINER_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,avi,flv"
+"""FFmpeg demuxers allowed to open a video (``format_whitelist``); anything else is unreadable.
+
+Without the list FFmpeg picks a demuxer from the bytes, and an uploaded ``.m3u8`` playlist
+makes it read whatever local files the playlist names; probing and decoding both pass it."""

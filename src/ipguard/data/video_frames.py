@@ -53,6 +53,7 @@ from torch.utils.data import Dataset
 
 from ipguard.data.columns import LABEL_INDEX
 from ipguard.data.transforms import Preprocessing, build_eval_transform
+from ipguard.data.video_columns import CONTAINER_FORMATS
 
 VIDEO_FLAGS = (
     "video_missing",
@@ -73,8 +74,6 @@ frames around them are kept. The first four are the flags :mod:`ipguard.data.vid
 REASONS = ("uniform", "scene")
 """Why a frame was kept: on the uniform grid, or as the first frame after a scene change."""
 
-CONTAINER_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,mpegts,avi,flv"
-"""FFmpeg demuxers allowed to open a video (``format_whitelist``); anything else is unreadable."""
 
 # Containers whose header declares the duration (so a file that decodes short was cut off).
 # MPEG-TS has no such header: FFmpeg estimates its duration from the bytes present, so a

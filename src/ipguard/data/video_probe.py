@@ -28,6 +28,8 @@ from typing import Any, BinaryIO
 
 import av
 
+from ipguard.data.video_columns import CONTAINER_FORMATS
+
 VIDEO_FLAGS: tuple[str, ...] = (
     "video_missing",
     "video_unreadable",
@@ -225,7 +227,12 @@ def _probe_streams(file: Path, where: str) -> VideoProbe:
     # FFmpeg (through PyAV) raises a range of error types on damaged or hostile input; this
     # block only runs it on untrusted bytes, so any Exception is a bad file, never a crash.
     try:
-        container = av.open(str(file), mode="r", metadata_errors="ignore")
+        container = av.open(
+            str(file),
+            mode="r",
+            metadata_errors="ignore",
+            options={"format_whitelist": CONTAINER_FORMATS},
+        )
     except Exception as err:
         return VideoProbe(
             "video_unreadable", f"{where}: not a video FFmpeg can open ({_describe(err)})"
