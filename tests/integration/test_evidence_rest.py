@@ -140,7 +140,7 @@ def test_evidence_names_the_stolen_official_photo_the_wording_and_the_seller(
 @pytest.mark.xfail(
     strict=True,
     reason="at the demo catalog's 128-px official photos the copy check names the exact "
-    "photo for 27 of 32 copies (docs/brand_protection.md): here the copy of Zentaro's white "
+    "photo for 28 of 32 copies (docs/brand_protection.md): here the copy of Zentaro's white "
     "product on a white backdrop has too little texture to pass the copy threshold",
 )
 def test_evidence_names_the_exact_official_photo_each_copy_was_made_from(

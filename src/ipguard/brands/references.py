@@ -353,27 +353,38 @@ class BrandReferences:
         return best, [row[0] if row else None for row in ids]
 
     def _copies(
-        self, views: np.ndarray, rows: np.ndarray, photo: Callable[[int], Image.Image | None]
+        self,
+        views: np.ndarray,
+        rows: np.ndarray,
+        photo: Callable[[int], Image.Image | None],
+        claimed: Sequence[str | None],
     ) -> dict[int, tuple[float, str]]:
-        """Per row with a photo: the best copy score among the official photos the index
-        finds nearest (at least :data:`CANDIDATE_SIMILARITY`), and that photo's id."""
+        """Per row with a photo: the best copy score among its candidate official photos, and
+        that photo's id. Candidates are the :data:`CANDIDATES` official photos nearest to it of
+        any brand and as many of the claimed brand's own (each at least
+        :data:`CANDIDATE_SIMILARITY`): a copy of a brand's watch is most often sold as that
+        brand, and other brands' watches can be nearer in embedding space than its own photo."""
         found: dict[int, tuple[float, str]] = {}
         if not len(rows) or not self._photo_ids:
             return found
-        sims, ids = self.index.search(views[rows, 0], k=CANDIDATES, allowed=self._photo_ids)
-        for k, row in enumerate(rows):
-            candidates = [
-                rid
-                for sim, rid in zip(sims[k], ids[k], strict=False)
-                if sim >= CANDIDATE_SIMILARITY
-            ]
-            if not candidates:
-                continue
-            image = photo(int(row))
-            if image is None:
-                continue
-            scored = [(self.verifier.score(image, rid), rid) for rid in candidates]
-            found[int(row)] = max(scored)
+        candidates: dict[int, list[str]] = {int(r): [] for r in rows}
+
+        def add(members: list[int], allowed: list[str]) -> None:
+            sims, ids = self.index.search(views[members, 0], k=CANDIDATES, allowed=allowed)
+            for k, row in enumerate(members):
+                for sim, rid in zip(sims[k], ids[k], strict=False):
+                    if sim >= CANDIDATE_SIMILARITY and rid not in candidates[row]:
+                        candidates[row].append(rid)
+
+        add([int(r) for r in rows], self._photo_ids)
+        for brand in sorted({claimed[int(r)] for r in rows} - {None}):
+            own = self._ids.get((brand_key(brand), "photo"), [])  # type: ignore[arg-type]
+            if own:
+                add([int(r) for r in rows if claimed[int(r)] == brand], own)
+        for row, ids in candidates.items():
+            image = photo(row) if ids else None
+            if image is not None:
+                found[row] = max((self.verifier.score(image, rid), rid) for rid in ids)
         return found
 
     def features_from_views(
@@ -414,7 +425,6 @@ class BrandReferences:
                 best = int(np.argmax(sims[k]))
                 nearest_sim[row] = sims[k, best]
                 nearest_id[row] = ids[k * n_views + best]
-        copies = self._copies(views, rows, photo) if photo is not None else {}
 
         claimed: list[str | None] = [None] * n
         source: list[str | None] = [None] * n
@@ -426,6 +436,7 @@ class BrandReferences:
             elif nearest_id[i] is not None:
                 claimed[i], source[i] = self._by_id[nearest_id[i]].brand, "image"  # type: ignore[index]
 
+        copies = self._copies(views, rows, photo, claimed) if photo is not None else {}
         brand_photo = np.zeros(n, dtype=np.float32)
         brand_logo = np.zeros(n, dtype=np.float32)
         logo_id: list[str | None] = [None] * n
