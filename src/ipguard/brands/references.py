@@ -164,6 +164,7 @@ class BrandReferences:
         batch_size: int = 32,
     ) -> BrandReferences:
         """Embed every usable reference image of ``catalog`` (whole photo) and index them."""
+        transform = build_eval_transform(Preprocessing.from_dict(embedder.preprocessing))
         usable: list[ReferenceImage] = []
         tensors: list[torch.Tensor] = []
         signatures: dict[str, np.ndarray] = {}
@@ -175,7 +176,7 @@ class BrandReferences:
                 log.warning("brand reference %s not indexed: %s", ref.reference_id, decoded.flag)
                 continue
             usable.append(ref)
-            tensors.append(cls._tensor(embedder, decoded.image))
+            tensors.append(transform(image=to_rgb_array(decoded.image))["image"])
             if ref.kind == "photo":
                 signatures[ref.reference_id] = copy_signature(decoded.image)
         vectors = np.zeros((0, embedder.dim), dtype=np.float32)
@@ -188,11 +189,6 @@ class BrandReferences:
             )
         index = ReferenceIndex(vectors, [r.reference_id for r in usable])
         return cls(catalog, embedder, index, usable, signatures, stolen_threshold=stolen_threshold)
-
-    @staticmethod
-    def _tensor(embedder: ReferenceEmbedder, image: Image.Image) -> torch.Tensor:
-        transform = build_eval_transform(Preprocessing.from_dict(embedder.preprocessing))
-        return transform(image=to_rgb_array(image))["image"]
 
     def save(self, folder: str | Path) -> Path:
         """Write ``folder/references/`` (embedder weights, index, catalog) and return it."""

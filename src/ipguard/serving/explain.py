@@ -187,7 +187,8 @@ def _fused_logit(
     images, _ = predictor._images(inputs, [0])
     image = _on(images[0], network)
     texts = [model_text(inputs.titles[0], inputs.descriptions[0])]
-    tabular = _on(torch.from_numpy(_fused_tabular(predictor, inputs)), network)
+    # row 0's input exactly as the predictor builds it for scoring
+    tabular = _on(torch.from_numpy(predictor.tabular_input(inputs)[0][:1]), network)
 
     def fused(batch: torch.Tensor) -> torch.Tensor:
         n = batch.shape[0]
@@ -195,17 +196,6 @@ def _fused_logit(
         return network(batch, present, texts * n, tabular.expand(n, -1))["logit"]
 
     return fused, image, "the fused logit, text and tabular inputs held fixed"
-
-
-def _fused_tabular(predictor: FusionPredictor, inputs: ScoringInputs) -> np.ndarray:
-    """Row 0's tabular input to the fused network, built as the predictor builds it: the
-    featurizer's features, then the brand-reference features for a model that has them."""
-    tabular = predictor.featurizer.transform(inputs.frame)[:1]
-    references = getattr(predictor, "references", None)
-    if references is not None:
-        found = references.features(inputs.frame.iloc[:1], inputs.images[:1])
-        tabular = np.concatenate([tabular, found.matrix], axis=1)
-    return tabular
 
 
 def _on(tensor: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:

@@ -77,16 +77,22 @@ class FusionPredictor:
             present[usable] = 1.0
         return images, present
 
+    def tabular_input(
+        self, inputs: ScoringInputs
+    ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+        """The network's tabular input: the featurizer's features, then the brand-reference
+        features for a model built with references (and their evidence, else None)."""
+        tabular = self.featurizer.transform(inputs.frame)
+        if self.references is None:
+            return tabular, None
+        found = self.references.features(inputs.frame, inputs.images)
+        return np.concatenate([tabular, found.matrix], axis=1), found.evidence
+
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(inputs)
         raw, image, text = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        tabular = self.featurizer.transform(inputs.frame)
-        self.last_evidence = None
-        if self.references is not None:
-            found = self.references.features(inputs.frame, inputs.images)
-            tabular = np.concatenate([tabular, found.matrix], axis=1)
-            self.last_evidence = found.evidence
-        tabular = torch.from_numpy(tabular)
+        features, self.last_evidence = self.tabular_input(inputs)
+        tabular = torch.from_numpy(features)
         for start in range(0, n, BATCH):
             chunk = list(range(start, min(start + BATCH, n)))
             images, present = self._images(inputs, chunk)
