@@ -101,6 +101,14 @@ KINDS: dict[str, ModelKind] = {
             registered_model="ipguard-listing",
             network=None,  # a few stacker numbers in the spec over the base models' folders
         ),
+        ModelKind(
+            "video",
+            trainer="ipguard.models.video_classifier.VideoClassifier",
+            predictor=f"{_PREDICTORS}.video.VideoPredictor",
+            registered_model="ipguard-video",
+            network="ipguard.nets.video.VideoNetwork",
+            serving_distributions=("av",),  # decodes the videos it is sent
+        ),
     )
 }
 
