@@ -64,6 +64,8 @@ class RednessScorer:
     ) -> _Score:
         self.calls += 1
         self.heard.append(transcript)
+        if len(frames) == 0:  # the words alone: this rule only sees pixels
+            return _Score(math.nan, math.nan, np.zeros(0), np.zeros(0), None)
         red = frames[..., 0].reshape(len(frames), -1).mean(axis=1) / 255.0
         logits = 10.0 * (red - 0.5)
         scores = 1.0 / (1.0 + np.exp(-logits))
@@ -176,6 +178,12 @@ def test_a_window_without_frames_is_not_scored_and_does_not_count() -> None:
     assert "no frame to score" in events[1].reason
     assert scorer.calls == 2
     assert events[2].decision == "halt"  # 2 of the last 3 (the empty one counts as 0)
+
+    heard = RednessScorer()
+    live = LivestreamScorer(heard, POLICY, window_s=2.0)
+    events = list(live.score_windows(_windows([0.1, None]), transcript=[(2.5, 3.0, "fake")]))
+    assert heard.calls == 2 and heard.heard[-1] == "fake", "words alone are still scored"
+    assert events[1].score is None and "no frame to score" in events[1].reason
 
 
 def test_overlapping_windows_score_the_last_window_s_of_frames() -> None:

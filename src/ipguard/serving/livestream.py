@@ -24,6 +24,8 @@ service writes as a JSON line.
 * With ``hop_s < window_s`` windows overlap: the stream is read in hops and each decision
   scores the frames of the last ``window_s`` seconds, so decisions come every hop while each
   sees a longer stretch.
+* A window with no frame is scored on its transcript alone when words were said in it, and
+  otherwise not scored (its score is None and counts as 0 in the smoothing).
 * A stream that cannot be opened, a stretch with no frame, or a stream cut off mid-way never
   raises: the window's event names the flag, and the last event (``final``) says how the
   stream ended.
@@ -423,9 +425,12 @@ class LivestreamScorer:
     def _score(self, state: StreamState, hops: list[Window]) -> _Scored:
         start_s, end_s = hops[0].start_s, hops[-1].end_s
         frames, times = _frames_of(hops, self.sampling.max_frames)
-        if frames is None:
-            return _Scored(start_s, math.nan, None, 0, 0.0)
         text = state.heard(start_s, end_s, self.transcript_lookback_s)
+        if frames is None:
+            if text is None:
+                return _Scored(start_s, math.nan, None, 0, 0.0)
+            # no frame, but words were said: the transcript alone is scored (T = 0)
+            frames, times = np.zeros((0, 1, 1, 3), dtype=np.uint8), np.zeros(0)
         began = time.perf_counter()
         result = self.scorer.score_frames(frames, times, text)
         took = time.perf_counter() - began
@@ -454,7 +459,9 @@ class LivestreamScorer:
                 text += f"; escalated from review raised at {state.review_since_s:.2f} s"
             return text
         parts = []
-        if math.isnan(scored.score):
+        if scored.frames == 0 and not math.isnan(scored.score):
+            parts.append("no frame in this window: scored on the transcript alone")
+        elif math.isnan(scored.score):
             parts.append(
                 "no frame to score in this window"
                 + (f" ({', '.join(window.flags)}: {window.detail})" if window.flags else "")
