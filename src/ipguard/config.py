@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ipguard.demo.listings import demo_catalog, demo_manifest, demo_reference_catalog
-from ipguard.demo.videos import demo_video_manifest
+from ipguard.demo.videos import demo_video_manifest, ensure_demo_videos
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -40,6 +40,19 @@ def _register_resolvers() -> None:
     # the demo video manifest (short videos and livestreams), generated on first use, as above
     if not OmegaConf.has_resolver("ipguard.demo_video_manifest"):
         OmegaConf.register_new_resolver("ipguard.demo_video_manifest", demo_video_manifest)
+    # debug=fast's small demo data: 62 clips for a video data module, else 240 listings
+    if not OmegaConf.has_resolver("ipguard.debug_manifest"):
+        OmegaConf.register_new_resolver("ipguard.debug_manifest", _debug_manifest)
+
+
+def _debug_manifest(data_target: str, data_dir: str) -> str | None:
+    if str(data_target).endswith("VideoDataModule"):
+        small = ensure_demo_videos(
+            Path(data_dir) / "demo-videos-small", n=60, seed=0, livestreams=2,
+            livestream_seconds=20.0,
+        )  # fmt: skip
+        return str(small.manifest_path)
+    return demo_manifest(Path(data_dir) / "demo-small", 240)
 
 
 _register_resolvers()

@@ -154,13 +154,22 @@ def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_di
 
 
 def _log_test_slices(
-    client: Any, run_id: str, frame: pd.DataFrame, scores: np.ndarray, policy: Any, out: Path
+    client: Any,
+    run_id: str,
+    frame: pd.DataFrame,
+    scores: np.ndarray,
+    policy: Any,
+    out: Path,
+    dm: Any = None,
 ) -> pd.DataFrame:
-    """Test metrics per brand, category, market, language and infringement type."""
+    """Test metrics per brand, category, market, language and infringement type (or the
+    columns the data module names in ``slice_columns``, e.g. a video's market and kind)."""
     scored = frame.assign(score=scores)
+    text = getattr(dm, "text_column", "title")  # what the language is detected from
     if "language" not in scored or scored["language"].isna().all():
-        scored["language"] = detect_languages(scored["title"].tolist())
-    slices = sliced_metrics(scored, policy=policy)
+        scored["language"] = detect_languages(scored[text].fillna("").astype(str).tolist())
+    columns = getattr(dm, "slice_columns", None)
+    slices = sliced_metrics(scored, policy=policy, **({"columns": columns} if columns else {}))
     path = out / "test_slices.csv"
     slices.to_csv(path, index=False)
     client.log_artifact(run_id, str(path), "evaluation")
@@ -331,7 +340,7 @@ def train(cfg: DictConfig) -> TrainResult:
             client.log_metric(run_id, key, value)
     _log_run_facts(client, run_id, cfg, dm, output_dir)
     result.extra["test_slices"] = _log_test_slices(
-        client, run_id, dm.frames["test"], test_scores, policy, output_dir
+        client, run_id, dm.frames["test"], test_scores, policy, output_dir, dm
     )
     if result.best_checkpoint is not None:
         client.log_artifact(run_id, str(result.best_checkpoint), "checkpoints")

@@ -30,7 +30,7 @@ class VideoClassifier(ListingClassifier):
 
     def __init__(
         self,
-        frame_backbone: str = _NETWORK.frame_backbone,
+        image_backbone: str = _NETWORK.image_backbone,
         *,
         pretrained: bool | None = None,
         weights_path: str | None = None,

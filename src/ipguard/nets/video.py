@@ -52,7 +52,7 @@ class VideoConfig:
     """The video network's shape: the exported spec's ``network``, and the Lightning module's
     hyperparameters of the same names."""
 
-    frame_backbone: str = "efficientnet_lite0"
+    image_backbone: str = "efficientnet_lite0"
     image_size: int = 96
     hidden: int = 64
     attention_dim: int = 32
@@ -137,7 +137,7 @@ class VideoNetwork(nn.Module):
         self.config = config
         hidden = config.hidden
         self.backbone, self.spec = create_backbone(
-            config.frame_backbone,
+            config.image_backbone,
             pretrained=pretrained,
             weights_path=weights_path,
             image_size=config.image_size,

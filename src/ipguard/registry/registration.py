@@ -27,6 +27,11 @@ from ipguard.serving.kinds import model_kind
 from ipguard.serving.scorer import RUNTIMES
 from ipguard.serving.signature import model_signature
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT, ONNX_FILE, ModelSpec
+from ipguard.serving.video_contract import (
+    VIDEO_SCREENER_FILE,
+    video_request_example,
+    video_signature,
+)
 
 SCREENER_FILE = Path(__file__).parents[1] / "serving" / "screener.py"
 PROVENANCE_TAGS = ("git_commit", "data_fingerprint", "config_hash")
@@ -83,7 +88,10 @@ def pip_requirements(kind: str | None = None) -> list[str]:
 
 def request_example(frame: pd.DataFrame, root: Path, n: int = 2) -> pd.DataFrame:
     """A couple of real listings as a service would send them over REST (base64 images): the
-    input example logged with every version."""
+    input example logged with every version. A video manifest's rows give videos instead
+    (:func:`ipguard.serving.video_contract.video_request_example`)."""
+    if "video_path" in frame:
+        return video_request_example(frame, root, n)
     rows = frame.head(n)
     cols = [c for c in ("listing_id", "title", "description", "brand", "market") if c in rows]
     example = rows[cols].astype(str).reset_index(drop=True)
@@ -101,10 +109,11 @@ def pyfunc_arguments(
     """How an exported folder becomes an ipguard pyfunc (the screener, logged from code), for
     ``mlflow.pyfunc.log_model`` here and ``mlflow.pyfunc.save_model`` wherever a model is
     needed without a registry."""
+    video = kind == "video"  # its own pyfunc and contract (serving/video_contract.py)
     return {
-        "python_model": str(SCREENER_FILE),
+        "python_model": str(VIDEO_SCREENER_FILE if video else SCREENER_FILE),
         "artifacts": {MODEL_DIR_ARTIFACT: str(model_dir)},
-        "signature": model_signature(),
+        "signature": video_signature() if video else model_signature(),
         "pip_requirements": pip_requirements(kind),
         "model_config": {"runtime": runtime},
     }
