@@ -13,9 +13,11 @@ finds are compared with the listing photo as small images, under a grid of
 symmetric crops and small shifts (what a copier's crop does), by normalised cross-correlation
 of grey levels per 8x8-pixel tile and by the tiles' mean colours. The copy score is the best
 crop's *median* tile correlation, over tiles with texture in both images, times its colour
-agreement: a banner or a sticker spoils a few tiles, not the medians; flat backdrop tiles,
-which any two studio photos share, do not count; and the colour tells a copy of a product's
-black photo from its red one, which correlate alike.
+agreement over the same tiles: a banner or a sticker spoils a few tiles, not the medians;
+flat backdrop tiles, which any two studio photos share, count in neither (on a studio
+catalogue the backdrop is most of every photo, and a colour agreement over all tiles called
+any two products of a category alike); and the colour tells a copy of a product's black photo
+from its red one, which correlate alike.
 
 The stored signature of a reference is its 96x96 colour image (27 KB), kept in the model
 folder, so serving verifies without the catalog's image files.
@@ -37,7 +39,9 @@ _MIN_TILES = 6
 _CROPS = (0.0, 0.03, 0.06, 0.09, 0.12)
 #: mean tile-colour difference (0-255 levels) at which colours count as wholly different
 COLOUR_SCALE = 64.0
-_SHIFTS = (-0.02, 0.0, 0.02)
+#: shifts of the crop window: a copier's crop of up to 10% split unevenly between two edges moves
+#: the picture by up to 5%; +-2% alone missed such copies on the studio catalogue
+_SHIFTS = (-0.04, -0.02, 0.0, 0.02, 0.04)
 
 
 def _rgb(image: Image.Image, side: int) -> np.ndarray:
@@ -122,8 +126,8 @@ class CopyVerifier:
 
         Correlation is blind to a tile's mean, so a red and a black photo of one product
         correlate as well as a photo and its copy; the colour agreement
-        ``1 - mean |tile colour difference| / COLOUR_SCALE`` (at least 0) tells them apart,
-        and a re-encoded copy moves tile colours by a few levels only.
+        ``1 - median |tile colour difference| / COLOUR_SCALE`` (at least 0, over the textured
+        tiles) tells them apart, and a re-encoded copy moves tile colours by a few levels only.
         """
         rgb = _rgb(listing, _SIDE)
         query, query_std = _tiles(_grey_of(rgb))
@@ -133,13 +137,16 @@ class CopyVerifier:
         products = np.einsum("gtp,tp->gt", centred, query)
         norms = np.linalg.norm(centred, axis=2) * np.linalg.norm(query, axis=1)[None, :]
         ncc = products / np.maximum(norms, 1e-6)
-        distance = np.median(np.abs(ref_colours - colours[None]).mean(axis=2), axis=1)
-        agreement = np.clip(1.0 - distance / COLOUR_SCALE, 0.0, 1.0)
+        differences = np.abs(ref_colours - colours[None]).mean(axis=2)
         best = 0.0
         for g in range(len(centred)):
             rows = textured[g]
             if rows.sum() >= _MIN_TILES:
-                best = max(best, float(np.median(ncc[g, rows])) * float(agreement[g]))
+                # colour where both photos show something: over all tiles, the shared backdrop
+                # (most of a studio photo) made any two products' colours agree
+                distance = float(np.median(differences[g, rows]))
+                agreement = max(0.0, 1.0 - distance / COLOUR_SCALE)
+                best = max(best, float(np.median(ncc[g, rows])) * agreement)
         return best
 
 
