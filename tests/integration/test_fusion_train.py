@@ -56,7 +56,8 @@ SCORER = textwrap.dedent(
     out = model.predict(rows)
     print(json.dumps({"out": out.to_dict(orient="list"), "ids": rows["listing_id"].tolist(),
                       "lightning_loaded": "lightning" in sys.modules,
-                      "hydra_loaded": "hydra" in sys.modules}))
+                      "hydra_loaded": "hydra" in sys.modules,
+                      "faiss_loaded": "faiss" in sys.modules}))
     """
 )
 
@@ -86,3 +87,4 @@ def test_registered_fusion_model_scores_broken_rows_in_a_new_process(
     assert pd.isna(out.loc[2, "text_score"])
     assert (out.drop(index=[1, 2])["flags"] == "").all()
     assert not result["lightning_loaded"] and not result["hydra_loaded"]
+    assert not result["faiss_loaded"]  # a fused model without references needs no index

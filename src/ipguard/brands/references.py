@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,6 @@ from PIL import Image
 
 from ipguard.brands.copies import SIGNATURE_SIDE, CopyVerifier, copy_signature
 from ipguard.brands.embedding import ReferenceEmbedder
-from ipguard.brands.index import ReferenceIndex
 from ipguard.brands.stored import read_stored_json
 from ipguard.data.brand_catalog import BrandCatalog, ReferenceImage
 from ipguard.data.datasets import ListingDataset
@@ -50,6 +49,9 @@ from ipguard.data.tabular import brand_key
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.text.features import BrandMatcher
 from ipguard.text.normalize import is_missing, text_of
+
+if TYPE_CHECKING:  # faiss loads only with a model's references, not with every fused model
+    from ipguard.brands.index import ReferenceIndex
 
 __all__ = ["REFERENCE_FEATURE_NAMES", "BrandReferences", "ReferenceFeatures", "references_extras"]
 
@@ -187,6 +189,8 @@ class BrandReferences:
                     for i in range(0, len(tensors), batch_size)
                 ]
             )
+        from ipguard.brands.index import ReferenceIndex
+
         index = ReferenceIndex(vectors, [r.reference_id for r in usable])
         return cls(catalog, embedder, index, usable, signatures, stolen_threshold=stolen_threshold)
 
@@ -240,6 +244,8 @@ class BrandReferences:
         references = [ReferenceImage(**r) for r in config["references"]]
         with np.load(target / _COPIES, allow_pickle=False) as stored:
             signatures = dict(zip(stored["ids"].tolist(), stored["signatures"], strict=True))
+        from ipguard.brands.index import ReferenceIndex
+
         return cls(
             catalog,
             ReferenceEmbedder.load(target / "embedder"),
