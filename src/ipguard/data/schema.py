@@ -749,18 +749,10 @@ def _validate(
         )
         image_warnings = _problem_list(kept.frame(MANIFEST_COLUMNS), raw, files, rows, find_lines)
 
-    problem_rows = found.frame(MANIFEST_COLUMNS)
-    problems = _problem_list(problem_rows, raw, files, rows, find_lines)
-    if problems and on_error == "raise":
-        raise ManifestError(problems)
+    valid, rejects, problems = split_rows(
+        raw, typed, files, rows, found.frame(MANIFEST_COLUMNS), find_lines, on_error=on_error
+    )
     other_types, type_warnings = _other_infringement_types(typed["infringement_type"], where)
-
-    typed[SOURCE_FILE] = pd.Series(files, dtype="str")
-    typed[SOURCE_ROW] = rows
-    rejected = np.zeros(len(raw), dtype=bool)
-    rejected[problem_rows["pos"].to_numpy(dtype=np.int64)] = True
-    rejects = _rejects_frame(raw, files, rows, rejected, problem_rows)
-    valid = typed.loc[~rejected].reset_index(drop=True)
     return ValidationResult(
         valid=valid,
         rejects=rejects,
@@ -774,6 +766,30 @@ def _validate(
         images_unusable=images.counts(),
         other_infringement_types=other_types,
     )
+
+
+def split_rows(
+    raw: pd.DataFrame,
+    typed: pd.DataFrame,
+    files: np.ndarray,
+    rows: np.ndarray,
+    problem_rows: pd.DataFrame,
+    find_lines: LineFinder | None,
+    *,
+    on_error: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[Problem]]:
+    """The valid rows (typed, each with its source file and row) and the rejects (as written,
+    with their reasons), and the problems as records; with ``on_error="raise"`` any problem
+    raises :class:`ManifestError` instead. Listing and video manifests end alike."""
+    problems = _problem_list(problem_rows, raw, files, rows, find_lines)
+    if problems and on_error == "raise":
+        raise ManifestError(problems)
+    typed[SOURCE_FILE] = pd.Series(files, dtype="str")
+    typed[SOURCE_ROW] = rows
+    rejected = np.zeros(len(raw), dtype=bool)
+    rejected[problem_rows["pos"].to_numpy(dtype=np.int64)] = True
+    rejects = _rejects_frame(raw, files, rows, rejected, problem_rows)
+    return typed.loc[~rejected].reset_index(drop=True), rejects, problems
 
 
 def _problem_list(

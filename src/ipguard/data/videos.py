@@ -39,7 +39,7 @@ import pandera.pandas as pa
 
 from ipguard.data import io
 from ipguard.data.coercion import coerce_text, coerce_timestamp
-from ipguard.data.columns import BOOKKEEPING_COLUMNS, LABELS, REJECT_REASON, SOURCE_FILE, SOURCE_ROW
+from ipguard.data.columns import BOOKKEEPING_COLUMNS, LABELS, REJECT_REASON, SOURCE_FILE
 from ipguard.data.errors import ManifestError, Problem, file_problem
 from ipguard.data.schema import (
     ISO_639_1_LANGUAGES,
@@ -53,12 +53,12 @@ from ipguard.data.schema import (
     _path_escapes,
     _problem_list,
     _provenance,
-    _rejects_frame,
     _RowProblems,
     _schema_problems,
     _shown,
     _text_column,
     label_mapping,
+    split_rows,
 )
 from ipguard.data.video_columns import (
     PROBE_COLUMNS,
@@ -167,13 +167,7 @@ def parse_spans(value: object) -> list[Span]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                loaded = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{_shown(value)} is not valid JSON ({err.msg}); {_SPAN_EXAMPLE}"
-                ) from None
-            return _span_pairs(loaded, value)
+            return _span_pairs(_json_list(value, _SPAN_EXAMPLE), value)
         spans = []
         for part in text.split(SPAN_SEPARATOR) if text else []:
             if not part.strip():
@@ -186,6 +180,14 @@ def parse_spans(value: object) -> list[Span]:
     if isinstance(value, _NESTED):
         return _span_pairs(value, value)
     raise ValueError(f"expected text or a list of [start, end] pairs, found {type(value).__name__}")
+
+
+def _json_list(cell: str, expected: str) -> object:
+    """A cell written as JSON (it starts with ``[``), or a ValueError saying what is expected."""
+    try:
+        return json.loads(cell.strip())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{_shown(cell)} is not valid JSON ({err.msg}); {expected}") from None
 
 
 def _span_pairs(loaded: object, shown: object) -> list[Span]:
@@ -234,14 +236,8 @@ def parse_listing_ids(value: object) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                loaded = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"{_shown(value)} is not valid JSON ({err.msg}); expected ids separated by "
-                    "';' such as 'L1;L2' or a JSON list of ids"
-                ) from None
-            return _id_list(loaded, value)
+            expected = "expected ids separated by ';' such as 'L1;L2' or a JSON list of ids"
+            return _id_list(_json_list(value, expected), value)
         return _id_list(text.split(SPAN_SEPARATOR) if text else [], value)
     if isinstance(value, _NESTED):
         return _id_list(value, value)
@@ -566,19 +562,11 @@ def _validate(
         )
         video_warnings = _problem_list(kept.frame(VIDEO_COLUMNS), raw, files, rows, find_lines)
 
-    problem_rows = found.frame(VIDEO_COLUMNS)
-    problems = _problem_list(problem_rows, raw, files, rows, find_lines)
-    if problems and on_error == "raise":
-        raise ManifestError(problems)
-
     for name in PROBE_COLUMNS:
         typed[name] = probed[name]
-    typed[SOURCE_FILE] = pd.Series(files, dtype="str")
-    typed[SOURCE_ROW] = rows
-    rejected = np.zeros(len(raw), dtype=bool)
-    rejected[problem_rows["pos"].to_numpy(dtype=np.int64)] = True
-    rejects = _rejects_frame(raw, files, rows, rejected, problem_rows)
-    valid = typed.loc[~rejected].reset_index(drop=True)
+    valid, rejects, problems = split_rows(
+        raw, typed, files, rows, found.frame(VIDEO_COLUMNS), find_lines, on_error=on_error
+    )
     return VideoManifest(
         valid=valid,
         rejected=rejects,
