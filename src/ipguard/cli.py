@@ -53,5 +53,13 @@ def promote_main(cfg: DictConfig) -> None:
     print(promote(cfg).summary_line(), flush=True)
 
 
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="score")
+def score_main(cfg: DictConfig) -> None:
+    """``ipguard-score``: score a whole manifest with one model into Parquet parts."""
+    from ipguard.jobs.batch_score import score  # its job only: the scorer and MLflow load here
+
+    print(score(cfg).summary_line(), flush=True)
+
+
 if __name__ == "__main__":  # DDP re-launches this module in each rank
     train_main()

@@ -46,7 +46,9 @@ __all__ = [
     "csv_format",
     "image_file",
     "image_files",
+    "manifest_files",
     "manifest_root",
+    "partition_values",
     "read_csv_table",
     "read_manifest",
     "read_table",
@@ -184,6 +186,20 @@ def _dataset_parts(folder: Path, root: Path) -> list[Path]:
 
 def _relative(file: Path, root: Path) -> str:
     return Path(os.path.relpath(os.path.abspath(file), root)).as_posix()
+
+
+def manifest_files(path: str | Path) -> list[tuple[Path, str]]:
+    """The files :func:`read_manifest` reads for ``path``, in reading order, each with its name
+    relative to :func:`manifest_root`, for readers that stream a manifest instead (same
+    errors for an unknown format, a stray file in a dataset folder or a folder of no parts)."""
+    root = manifest_root(path)
+    return [(file, _relative(file, root)) for file in _part_files(path, root)]
+
+
+def partition_values(rel: str) -> dict[str, str]:
+    """Hive-style partition folders of a part's relative name (``market=US/part-0.parquet``
+    gives ``{"market": "US"}``), which :func:`read_manifest` adds as columns."""
+    return _partition_values(rel)
 
 
 def read_manifest(path: str | Path, *, encoding: str | None = None) -> pd.DataFrame:
