@@ -234,6 +234,7 @@ def test_score_flags_bad_videos_and_scores_them_on_the_transcript(
             "video_id": ["good", "cut", "missing", "nothing"],
             "video_path": [str(good), str(cut), str(tmp_path / "nope.mp4"), None],
             "transcript": ["original", "1:1 replica", "AAA replica", 12],
+            "video_b64": ["", None, " ", ""],  # blank: nothing sent, the path is read
         }
     )
     out = predictor.score(request)

@@ -87,8 +87,11 @@ def _transcript(value: object) -> tuple[str | None, str | None]:
 
 
 def _cell(row: pd.Series, column: str) -> object:
+    """The row's value, None where absent, NaN or blank text (nothing was sent)."""
     value = row.get(column)
     if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str) and not value.strip():
         return None
     return value
 
@@ -202,9 +205,9 @@ class VideoPredictor:
         """The row's video sampled as in training (``video_b64`` first, else ``video_path``),
         or None and its flag."""
         b64, path = _cell(row, "video_b64"), _cell(row, "video_path")
-        if isinstance(b64, str) and b64.strip():
+        if isinstance(b64, str):
             sampled = sample_frames_base64(b64, self._sampling)
-        elif isinstance(path, str) and path.strip():
+        elif isinstance(path, str):
             sampled = sample_frames(path, self._sampling)
         elif b64 is not None or path is not None:
             return None, ["video_invalid"]
