@@ -89,6 +89,12 @@ def _late_fusion(tmp: Path) -> Any:
     return model
 
 
+def _video(tmp: Path) -> Any:
+    from ipguard.models.video_classifier import VideoClassifier
+
+    return VideoClassifier("tiny_cnn", image_size=SIZE, text_dim=4, n_buckets=64, hidden=4)
+
+
 BUILDERS = {
     "image": _image,
     "text_tfidf": _tfidf,
@@ -96,6 +102,7 @@ BUILDERS = {
     "text_minilm": _minilm,
     "fusion": _fusion,
     "late_fusion": _late_fusion,
+    "video": _video,
 }
 #: the MiniLM encoder makes its export ~90 MB; its serving is also covered in test_text_models
 SLOW_KINDS = {"text_minilm"}
@@ -158,12 +165,12 @@ def test_onnx_flag_is_what_the_exporter_handles(kind: ModelKind, tmp_path: Path)
 
 
 def test_unknown_kind_is_refused_by_the_spec_with_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"unknown model kind 'video'.*late_fusion"):
-        ModelSpec("video", {}, {}, IDENTITY, POLICY, "ipguard-video")
+    with pytest.raises(ValueError, match=r"unknown model kind 'audio'.*late_fusion"):
+        ModelSpec("audio", {}, {}, IDENTITY, POLICY, "ipguard-audio")
     ModelSpec("image", {}, {}, IDENTITY, POLICY, "ipguard-image").save(tmp_path)
-    spec = (tmp_path / "spec.json").read_text().replace('"image"', '"video"', 1)
+    spec = (tmp_path / "spec.json").read_text().replace('"image"', '"audio"', 1)
     (tmp_path / "spec.json").write_text(spec)
-    with pytest.raises(ValueError, match=r"spec\.json: unknown model kind 'video'"):
+    with pytest.raises(ValueError, match=r"spec\.json: unknown model kind 'audio'"):
         ModelSpec.load(tmp_path)
 
 

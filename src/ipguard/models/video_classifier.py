@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ipguard.data.video_frames import SamplingConfig
 from ipguard.models.losses import binary_loss
 from ipguard.models.module import ListingClassifier
 from ipguard.nets.embedder import ImageEmbedder
@@ -25,7 +28,9 @@ class VideoClassifier(ListingClassifier):
     frames) and the transcript head's (rows with a transcript), as the fused listing model
     trains its towers. The pretrained frame tower is frozen by default (``freeze_backbone``
     null and pretrained weights), so each frame's features are computed once per run and
-    cached. Takes only plain arguments, so ``load_from_checkpoint(path)`` needs no Hydra.
+    cached. ``sampling`` is the data's frame sampling (``data.sampling``), recorded with the
+    model so serving samples as training did. Takes only plain arguments, so
+    ``load_from_checkpoint(path)`` needs no Hydra.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class VideoClassifier(ListingClassifier):
         scheduler: str = "onecycle",
         freeze_backbone_epochs: int = 0,
         freeze_backbone: bool | None = None,
+        sampling: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
             lr=lr,
@@ -68,7 +74,11 @@ class VideoClassifier(ListingClassifier):
         )
         if aux_weight < 0:
             raise ValueError(f"model.aux_weight: expected >= 0, found {aux_weight}")
+        #: how videos are sampled into frames (``data.sampling``): it travels with the model
+        self.sampling = SamplingConfig(**dict(sampling or {}))
         self.save_hyperparameters()
+        # plain values in the checkpoint (a DictConfig from Hydra would not load weights-only)
+        self.hparams["sampling"] = asdict(self.sampling)
         self.net = VideoNetwork(
             VideoConfig.from_mapping(self.hparams),
             pretrained=pretrained,
@@ -143,4 +153,5 @@ class VideoClassifier(ListingClassifier):
             "kind": "video",
             "network": self.net.config.to_dict(),
             "preprocessing": self.preprocessing,
+            "extras": {"sampling": asdict(self.sampling)},
         }
