@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -156,4 +157,16 @@ def score_partitions(
     columns = [*OUTPUT_COLUMNS, *keep]
     for frame in batches:
         scored = score_rows(scorer, frame, image_root=image_root, batch_size=batch_size, keep=keep)
-        yield scored[columns]
+        yield pd.DataFrame({name: _plain(scored[name]) for name in columns})
+
+
+def _plain(values: pd.Series) -> np.ndarray:
+    """A column as NumPy: numbers as they are, anything else as objects with None missing.
+
+    pandas 3 keeps text in Arrow-backed columns, which Spark's serializer (pyspark 4.x) fails
+    to turn into a record batch ("Cannot convert pyarrow.lib.ChunkedArray"); plain arrays it
+    converts under the declared schema.
+    """
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy()
+    return values.to_numpy(dtype=object, na_value=None)
