@@ -7,15 +7,37 @@ The configs ship inside the wheel (``ipguard/configs``), so this works for an in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ipguard.demo.listings import demo_catalog, demo_manifest, demo_reference_catalog
-from ipguard.demo.videos import demo_video_manifest, ensure_demo_videos
-
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def _demo(module: str, name: str) -> Callable[..., Any]:
+    """A resolver that imports the demo generator it calls on first use: composing a config
+    for a team's own data never loads the demo's renderers."""
+
+    def resolve(*args: Any) -> Any:
+        return getattr(import_module(f"ipguard.demo.{module}"), name)(*args)
+
+    return resolve
+
+
+def _demo_folder_only(name: str) -> Callable[..., Any]:
+    """A resolver of what follows a *demo* manifest (its catalogs): ``None`` without importing
+    the demo when no demo stamp lies beside the manifest, as for a team's own listings."""
+    demo = _demo("listings", name)
+
+    def resolve(manifest: Any) -> Any:
+        if manifest is None or not (Path(str(manifest)).parent / "demo.json").is_file():
+            return None
+        return demo(manifest)
+
+    return resolve
 
 
 def _register_resolvers() -> None:
@@ -30,16 +52,20 @@ def _register_resolvers() -> None:
     # use, unless a user's manifest replaced the interpolation; the brand catalog follows the
     # manifest (the demo's for the demo, none for a user's).
     if not OmegaConf.has_resolver("ipguard.demo_manifest"):
-        OmegaConf.register_new_resolver("ipguard.demo_manifest", demo_manifest)
+        OmegaConf.register_new_resolver("ipguard.demo_manifest", _demo("listings", "demo_manifest"))
     if not OmegaConf.has_resolver("ipguard.demo_catalog"):
-        OmegaConf.register_new_resolver("ipguard.demo_catalog", demo_catalog)
+        OmegaConf.register_new_resolver("ipguard.demo_catalog", _demo_folder_only("demo_catalog"))
     # the brands' reference catalog folder (photos, logos, prices, sellers, aliases) of a demo
     # manifest, None for a user's
     if not OmegaConf.has_resolver("ipguard.demo_reference_catalog"):
-        OmegaConf.register_new_resolver("ipguard.demo_reference_catalog", demo_reference_catalog)
+        OmegaConf.register_new_resolver(
+            "ipguard.demo_reference_catalog", _demo_folder_only("demo_reference_catalog")
+        )
     # the demo video manifest (short videos and livestreams), generated on first use, as above
     if not OmegaConf.has_resolver("ipguard.demo_video_manifest"):
-        OmegaConf.register_new_resolver("ipguard.demo_video_manifest", demo_video_manifest)
+        OmegaConf.register_new_resolver(
+            "ipguard.demo_video_manifest", _demo("videos", "demo_video_manifest")
+        )
     # debug=fast's small demo data: 62 clips for a video data module, else 240 listings
     if not OmegaConf.has_resolver("ipguard.debug_manifest"):
         OmegaConf.register_new_resolver("ipguard.debug_manifest", _debug_manifest)
@@ -47,12 +73,12 @@ def _register_resolvers() -> None:
 
 def _debug_manifest(data_target: str, data_dir: str) -> str | None:
     if str(data_target).endswith("VideoDataModule"):
-        small = ensure_demo_videos(
+        small = import_module("ipguard.demo.videos").ensure_demo_videos(
             Path(data_dir) / "demo-videos-small", n=60, seed=0, livestreams=2,
             livestream_seconds=20.0,
         )  # fmt: skip
         return str(small.manifest_path)
-    return demo_manifest(Path(data_dir) / "demo-small", 240)
+    return _demo("listings", "demo_manifest")(Path(data_dir) / "demo-small", 240)
 
 
 _register_resolvers()

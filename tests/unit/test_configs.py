@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import shutil
 import subprocess
@@ -254,3 +255,31 @@ def test_auto_imbalance_leaves_the_demo_data_unweighted(
     assert dm.positive_fraction() > training.AUTO_SAMPLER_BELOW
     assert not isinstance(dm.train_dataloader().sampler, EpochWeightedSampler)
     assert (model.hparams.loss, model.hparams.pos_weight) == ("bce", None)
+
+
+def test_a_config_for_a_teams_own_data_loads_no_demo_generator(tmp_path: Path) -> None:
+    """Composing a team's listings or videos neither generates the demo data nor imports its
+    generator, and debug=fast generates only its small set (OmegaConf resolves an
+    interpolation that a merge writes over: the team's configs once started from the demo's)."""
+    data_dir = tmp_path / "data"
+    own = [f"data.manifest={tmp_path / 'listings.csv'}", f"paths.data_dir={data_dir}"]
+    code = (
+        "import json, sys\n"
+        "from omegaconf import OmegaConf\n"
+        "from ipguard.config import compose\n"
+        "own, debug_dir = json.loads(sys.argv[1]), sys.argv[2]\n"
+        "cfg = compose('train', ['data=manifest', *own])\n"
+        "OmegaConf.to_container(cfg.data, resolve=True)\n"
+        "assert cfg.data.brands is None\n"
+        "videos = compose('train', ['data=video_manifest', *own])\n"
+        "OmegaConf.to_container(videos.data, resolve=True)\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('ipguard.demo.'))\n"
+        "assert not loaded, loaded\n"
+        "compose('train', ['debug=fast', f'paths.data_dir={debug_dir}'])\n"
+    )
+    debug_dir = tmp_path / "debug"
+    argv = [sys.executable, "-c", code, json.dumps(own), str(debug_dir)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not data_dir.exists()  # no demo listings or clips generated for a team's run
+    assert not debug_dir.exists()  # composing alone generates nothing
