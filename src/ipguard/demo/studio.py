@@ -31,6 +31,7 @@ __all__ = [
     "Shot",
     "encode_jpeg",
     "random_shot",
+    "render_mark",
     "render_photo",
     "reupload",
     "with_defect",
@@ -480,7 +481,22 @@ def _draw_mark(canvas: Image.Image, item: Item, s: float) -> None:
     """The brand mark at its fixed place on the product, drawn on a light plate."""
     mark = item.mark
     cx, cy, fw = _MARK_BOX[item.category]
-    width = max(10, int(fw * s * mark.scale))
+    plate = _mark_plate(mark, max(10, int(fw * s * mark.scale)))
+    x = int((cx + mark.offset[0]) * s - plate.width / 2)
+    y = int((cy + mark.offset[1]) * s - plate.height / 2)
+    canvas.alpha_composite(plate, (max(0, x), max(0, y)))
+
+
+def render_mark(mark: Mark, width: int = 256) -> Image.Image:
+    """The mark alone on a white ground, as a brand supplies its logo to a reference catalog."""
+    plate = _mark_plate(mark, width)
+    image = Image.new("RGBA", (plate.width + width // 8, plate.height + width // 8), "white")
+    image.alpha_composite(plate, (width // 16, width // 16))
+    return image.convert("RGB")
+
+
+def _mark_plate(mark: Mark, width: int) -> Image.Image:
+    """Glyph and wordmark on a rounded light plate, ``width`` pixels wide before any stretch."""
     height = max(6, int(width * 0.42))
     plate = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(plate)
@@ -507,9 +523,7 @@ def _draw_mark(canvas: Image.Image, item: Item, s: float) -> None:
         plate = plate.resize((max(4, int(width * mark.stretch)), height), Image.Resampling.BICUBIC)
     if mark.angle:
         plate = plate.rotate(mark.angle, resample=Image.Resampling.BICUBIC, expand=True)
-    x = int((cx + mark.offset[0]) * s - plate.width / 2)
-    y = int((cy + mark.offset[1]) * s - plate.height / 2)
-    canvas.alpha_composite(plate, (max(0, x), max(0, y)))
+    return plate
 
 
 def _draw_glyph(
