@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -597,3 +599,13 @@ def test_unknown_image_options_are_refused(root: Path) -> None:
         validate_manifest(frame(good_row(0)), root=root, decode_images="all")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unusable_images"):
         validate_manifest(frame(good_row(0)), root=root, unusable_images="drop")  # type: ignore[arg-type]
+
+
+def test_validating_prints_no_warning_the_user_cannot_act_on() -> None:
+    """pandera pulls in pyspark.pandas when PySpark is installed, which warns about pandas 3 on
+    import in every process; ipguard's validation runs on pandas alone and stays quiet."""
+    code = "import ipguard.data.schema, ipguard.data.videos"
+    result = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -32,7 +32,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from ipguard.data import io
 from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
@@ -50,6 +49,7 @@ from ipguard.data.columns import (
 )
 from ipguard.data.errors import MAX_LISTED, ManifestError, Problem, file_problem
 from ipguard.data.images import scan_images
+from ipguard.data.pandera_import import pa
 
 logger = logging.getLogger(__name__)
 

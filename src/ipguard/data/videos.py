@@ -35,12 +35,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 
 from ipguard.data import io
 from ipguard.data.coercion import coerce_text, coerce_timestamp
 from ipguard.data.columns import BOOKKEEPING_COLUMNS, LABELS, REJECT_REASON, SOURCE_FILE
 from ipguard.data.errors import ManifestError, Problem, file_problem
+from ipguard.data.pandera_import import pa
 from ipguard.data.schema import (
     ISO_639_1_LANGUAGES,
     ISO_3166_MARKETS,
