@@ -36,6 +36,7 @@ from ipguard.data.splits import SPLITS, SplitConfig, split_manifest
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.data.video_embeddings import VideoFeatureDataset, collate_features, frame_features
 from ipguard.data.video_frames import SamplingConfig, VideoFrameDataset, collate_videos
+from ipguard.data.video_windows import WindowConfig, WindowDataset
 from ipguard.data.videos import VideoManifest, format_spans, load_video_manifest
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class VideoDataModule(L.LightningDataModule):
         seed: int = 0,
         embedding_cache: str | None = None,
         limit_videos: int | None = None,
+        train_windows: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if on_error not in ("raise", "quarantine"):
@@ -127,6 +129,8 @@ class VideoDataModule(L.LightningDataModule):
         if limit_videos is not None and limit_videos < 3:
             raise ValueError(f"data.limit_videos: expected null or >= 3, found {limit_videos}")
         self.limit_videos = limit_videos
+        # null: train on whole clips only; else also on short windows (ipguard.data.video_windows)
+        self.train_windows = WindowConfig.of(train_windows)
         self.augment = "none"  # frames are not augmented (the listing grid is not drawn)
         self.frames: dict[str, pd.DataFrame] = {}
         self._datasets: dict[str, Dataset[dict[str, Any]]] = {}
@@ -253,10 +257,69 @@ class VideoDataModule(L.LightningDataModule):
                     num_workers=self.num_workers,
                     what=f"{name} videos",
                 )
-                self._datasets[name] = VideoFeatureDataset(source, features)
+                clips = VideoFeatureDataset(source, features)
+                self._datasets[name] = (
+                    self._windows(clips, frame)
+                    if name == "train" and self.train_windows is not None
+                    else clips
+                )
             else:
+                if name == "train" and self.train_windows is not None:
+                    if "frames" not in self.modalities:
+                        log.warning(
+                            "data.train_windows ignored: this model reads no frames, and a "
+                            "window's words are its clip's"
+                        )
+                        self._datasets[name] = source
+                        return source
+                    raise ValueError(
+                        "data.train_windows needs cached frame features (a model that reads "
+                        "frames through a frozen frame tower); set data.train_windows=null"
+                    )
                 self._datasets[name] = source
         return self._datasets[name]
+
+    def _windows(
+        self, clips: VideoFeatureDataset, frame: pd.DataFrame, config: WindowConfig | None = None
+    ) -> WindowDataset:
+        """A split's clips plus their random windows, drawn once from the run's seed."""
+        config = config or self.train_windows
+        assert config is not None
+        n = len(frame)
+        spans = frame["infringement_spans"] if "infringement_spans" in frame else [None] * n
+        durations = frame["duration_s"] if "duration_s" in frame else [float("nan")] * n
+        windows = WindowDataset(
+            clips,
+            [s if isinstance(s, list) else None for s in spans],
+            [float(d) if d is not None else float("nan") for d in durations],
+            config,
+            seed=self.seed,
+        )
+        log.info(
+            "%d clips and %d windows of %g-%g s (%d infringing windows)",
+            windows.n_clips,
+            len(windows.windows),
+            config.min_s,
+            config.max_s,
+            sum(w.label for w in windows.windows),
+        )
+        return windows
+
+    def window_loader(self, name: str, config: WindowConfig) -> DataLoader:
+        """Unshuffled loader over windows of a split's clips (``config.keep_clips=False``: the
+        windows alone), labelled as for training: for a window-level AUROC."""
+        clips = self.dataset(name)
+        if isinstance(clips, WindowDataset):
+            clips = clips.clips
+        if not isinstance(clips, VideoFeatureDataset):
+            raise ValueError("window_loader needs cached frame features (a frozen frame tower)")
+        return DataLoader(
+            self._windows(clips, self.frames[name], config),
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=collate_features,
+        )
 
     def _collate(self) -> Any:
         uses_features = "frames" in self.modalities and self.image_embedder is not None
@@ -290,6 +353,7 @@ class VideoDataModule(L.LightningDataModule):
             **{f"rows_{k}": len(f) for k, f in self.frames.items()},
             "train_positive_fraction": self.positive_fraction(),
             "sampling": asdict(self.sampling),
+            "train_windows": asdict(self.train_windows) if self.train_windows else None,
             "split": self.split_report,
         }
 
