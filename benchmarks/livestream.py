@@ -30,6 +30,7 @@ hear what was said by its end. Nothing is asserted; the figures go to docs/video
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -53,8 +54,9 @@ from ipguard.serving.stream_policy import (
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-def train_model(work: Path, demo_root: Path, epochs: int) -> Path:
-    """The video model trained on the demo's short videos only; its exported folder."""
+def train_model(work: Path, demo_root: Path, epochs: int, overrides: list[str]) -> Path:
+    """The video model trained on the demo's short videos only; its exported folder.
+    ``overrides`` are more ``ipguard-train`` overrides (e.g. ``data.train_windows={...}``)."""
     from ipguard.config import compose
     from ipguard.jobs.train import train
 
@@ -71,6 +73,7 @@ def train_model(work: Path, demo_root: Path, epochs: int) -> Path:
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",
             f"paths.output_dir={work / 'run'}",
+            *overrides,
         ],
     )
     result = train(cfg)
@@ -89,6 +92,7 @@ def streams_of(root: Path) -> list[dict[str, Any]]:
             "id": f"{root.name}/{row.video_id}",
             "path": root / "clips" / f"{row.video_id}.mp4",
             "onset_s": float(row.span_start_s) if row.label == "infringing" else None,
+            "span_end_s": float(row.span_end_s) if row.label == "infringing" else None,
             "duration_s": float(row.duration_s),
         }
         for row in live.itertuples()
@@ -127,10 +131,12 @@ def screen_all(
     streams: list[dict[str, Any]],
     args: Any,
     cache: Path,
+    model_key: str,
 ) -> list[dict[str, Any]]:
-    """:func:`screen` over ``streams``; window scores cached in ``cache`` (JSON) per model and
-    window settings, so a rerun with other policies does not decode and score again."""
-    key = f"{args.window_s}/{args.hop_s}"
+    """:func:`screen` over ``streams``; window scores cached in ``cache`` (JSON) per model (its
+    weights and spec), window settings and policy, so a rerun does not decode and score again
+    and another model is scored afresh."""
+    key = f"{model_key}/{args.window_s}/{args.hop_s}"
     stored = json.loads(cache.read_text()) if cache.is_file() else {}
     if stored.get("key") == key and stored.get("policy") == policy.to_dict():
         print(f"window scores from {cache}", flush=True)
@@ -152,6 +158,38 @@ def screen_all(
     ]  # fmt: skip
     cache.write_text(json.dumps({"key": key, "policy": policy.to_dict(), "results": serial}))
     return results
+
+
+def model_digest(folder: Path) -> str:
+    """sha256 of an exported model folder's spec and weights: what its window scores depend on."""
+    digest = hashlib.sha256()
+    for name in ("spec.json", "weights.safetensors"):
+        path = folder / name
+        digest.update(name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()[:16]
+
+
+def window_auroc(results: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
+    """AUROC of single window scores: a window ``[end - window_s, end)`` is infringing if it
+    overlaps its stream's span (the counterfeit item on screen); unscored windows left out."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, scores = [], []
+    for r in results:
+        for end, score in zip(r["ends"], r["scores"], strict=True):
+            if np.isnan(score):
+                continue
+            onset, stop = r["onset_s"], r.get("span_end_s")
+            inside = onset is not None and end - window_s < (stop or np.inf) and end > onset
+            labels.append(int(inside))
+            scores.append(float(score))
+    y = np.array(labels)
+    return {
+        "windows": len(y),
+        "infringing_windows": int(y.sum()),
+        "window_auroc": round(float(roc_auc_score(y, scores)), 4) if 0 < y.sum() < len(y) else None,
+    }
 
 
 def as_validation(results: list[dict[str, Any]]) -> list[ValidationStream]:
@@ -189,6 +227,13 @@ def main() -> None:
     parser.add_argument("--test-streams", type=int, default=24, help="besides the 12 demo ones")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="an ipguard-train override for the model trained here, e.g. "
+        "'data.train_windows={min_s:2,max_s:8,per_clip:8}' (repeatable)",
+    )
+    parser.add_argument(
         "--budgets",
         type=float,
         nargs="*",
@@ -206,19 +251,22 @@ def main() -> None:
     test_set = ensure_demo_videos(work / "test_streams", n=1, seed=2, livestreams=args.test_streams)
     print(f"demo clips ready in {time.perf_counter() - started:.1f} s", flush=True)
 
-    folder = args.model or train_model(work, demo.root, args.epochs)
+    folder = args.model or train_model(work, demo.root, args.epochs, args.override)
     predictor = VideoPredictor.load(folder)
+    model_key = model_digest(Path(folder))
     listing = StreamPolicy.from_policy(predictor.policy)
     print(f"model {folder}; listing policy {predictor.policy.to_dict()}", flush=True)
 
     tag = f"w{args.window_s:g}h{args.hop_s:g}"
-    val = screen_all(predictor, listing, streams_of(val_set.root), args, work / f"val_{tag}.json")
+    val = screen_all(
+        predictor, listing, streams_of(val_set.root), args, work / f"val_{tag}.json", model_key
+    )
     fitted = fit_stream_policy(as_validation(val))
     fitted.save(folder)
     print(f"fitted stream policy: {json.dumps(fitted.to_dict())}", flush=True)
 
     tests = streams_of(demo.root) + streams_of(test_set.root)
-    results = screen_all(predictor, fitted, tests, args, work / f"test_{tag}.json")
+    results = screen_all(predictor, fitted, tests, args, work / f"test_{tag}.json", model_key)
     stream_set = as_validation(results)
     clean = sum(r["onset_s"] is None for r in results)
     live_outcome = halt_outcomes(stream_set, fitted.halt_threshold, fitted.k, fitted.n)
@@ -292,14 +340,26 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(per_stream.to_string(index=False))
     print(pd.DataFrame(rows).to_string(index=False))
+    windows_roc = window_auroc(results, args.window_s)
     print(json.dumps(throughput))
+    print(f"test windows: {json.dumps(windows_roc)}")
     print(
         f"window {args.window_s} s, hop {args.hop_s} s; total {time.perf_counter() - started:.0f} s"
     )
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"policy": fitted.to_dict(), "rows": rows, "throughput": throughput}, indent=2
+                {
+                    "model": str(folder),
+                    "model_key": model_key,
+                    "policy": fitted.to_dict(),
+                    "rows": rows,
+                    "throughput": throughput,
+                    "test_windows": windows_roc,
+                    "val_windows": window_auroc(val, args.window_s),
+                    "max_score": per_stream.to_dict(orient="records"),
+                },
+                indent=2,
             )
         )
 
