@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
+from ipguard.serving.request_limits import (
+    RequestLimits,
+    RequestTooLarge,
+    check_request,
+    in_scoring_server,
+)
 from ipguard.serving.scorer import ListingScorer, with_nulls
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 
@@ -24,9 +32,15 @@ class ListingScreener(PythonModel):
         self.scorer = ListingScorer.load(
             context.artifacts[MODEL_DIR_ARTIFACT], runtime=config.get("runtime", "torch")
         )
+        self.limits = RequestLimits.from_env()  # bind over REST only: see request_limits
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if in_scoring_server():
+            try:
+                check_request(frame, self.limits)
+            except RequestTooLarge as err:  # MLflow answers this code with HTTP 400
+                raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
         return with_nulls(self.scorer.score(frame))  # null, not NaN, in REST responses
 
 
