@@ -107,12 +107,6 @@ def _currency_key(value: object) -> str | None:
     return str(value).strip().upper()
 
 
-def _text_column(frame: pd.DataFrame, name: str) -> list[str | None]:
-    if name not in frame.columns:
-        return [None] * len(frame)
-    return [None if is_missing(v) or not str(v).strip() else str(v) for v in frame[name]]
-
-
 def _prices(frame: pd.DataFrame) -> np.ndarray:
     """Listing prices as float64; NaN where absent, unparsable, infinite or not positive."""
     if "price" not in frame.columns:
@@ -228,104 +222,160 @@ class TabularFeaturizer:
         )
 
     # --- features -------------------------------------------------------------------------
-    def _brands(self, frame: pd.DataFrame, texts: list[str]) -> list[str | None]:
-        """Each listing's catalog brand key: its ``brand`` column, else the brand its text
-        names."""
-        claimed = _text_column(frame, "brand")
-        keys = [None if b is None else _brand_key(b) for b in claimed]
-        keys = [k if k in self._names else None for k in keys]
-        if self._matcher is not None:
-            for i, key in enumerate(keys):
-                if key is None and texts[i]:
-                    mention = self._matcher.match(texts[i]).brand
-                    keys[i] = None if mention is None else _brand_key(mention)
-        return keys
-
-    def _rows(
-        self, frame: pd.DataFrame
-    ) -> tuple[list[str], np.ndarray, list[str | None], list[str | None]]:
-        """Each row's text, price (NaN if unusable), currency key and catalog brand key."""
-        titles, descriptions = _text_column(frame, "title"), _text_column(frame, "description")
-        texts = [text_of(t, d) for t, d in zip(titles, descriptions, strict=True)]
-        currencies = (
-            [_currency_key(c) for c in frame["currency"]]
-            if "currency" in frame.columns
-            else [None] * len(frame)
-        )
-        return texts, _prices(frame), currencies, self._brands(frame, texts)
-
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Float32 ``(len(frame), FEATURE_DIM)``, columns as :data:`FEATURE_NAMES`; no NaN.
 
         Any of ``title``, ``description``, ``brand``, ``price``, ``currency`` may be absent
         from ``frame``; a value that cannot be used counts as missing and sets its flag.
         """
-        frame = frame.reset_index(drop=True)
-        n = len(frame)
-        texts, prices, currencies, brands = self._rows(frame)
+        return self.featurize(_frame_columns(frame), facts=False)[0]
 
+    def explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """Per row, the facts behind the features, for a reviewer: the catalog brand and how
+        the text named it, and the price against the reference in the listing's currency."""
+        return self.featurize(_frame_columns(frame))[1]
+
+    def featurize(
+        self, columns: Mapping[str, Sequence[Any]], *, facts: bool = True
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """:meth:`transform`'s features and :meth:`explain`'s facts in one pass over the rows.
+
+        ``columns`` maps any of ``title``, ``description``, ``brand``, ``currency`` (values,
+        ``None`` or NaN where missing) and ``price`` (raw values, or float64 already coerced)
+        to equal-length sequences. The serving path hands over the columns it has already
+        coerced, so no pandas object is built per request, and the fuzzy brand matcher runs
+        once per listing text instead of once for the features and again for the evidence.
+        ``facts=False`` skips building the facts (an empty list is returned).
+        """
+        n = _length(columns)
+        titles = _texts(columns.get("title"), n)
+        descriptions = _texts(columns.get("description"), n)
+        claimed = _texts(columns.get("brand"), n)
+        currency_values = columns.get("currency")
+        currencies = (
+            [None] * n if currency_values is None else [_currency_key(c) for c in currency_values]
+        )
+        prices = _price_array(columns.get("price"), n)
         out = np.zeros((n, FEATURE_DIM), dtype=np.float32)
-        col = {name: i for i, name in enumerate(FEATURE_NAMES)}
-        for i, key in enumerate(brands):
-            price_missing = bool(np.isnan(prices[i]))
-            brand_unknown = key is None
+        rows: list[dict[str, Any]] = []
+        first = _COL[BRAND_FEATURE_NAMES[0]]
+        mentions = slice(first, first + len(BRAND_FEATURE_NAMES))
+        for i in range(n):
+            text = text_of(titles[i], descriptions[i])
+            mention = self._matcher.match(text) if self._matcher is not None and text else None
+            key = None if claimed[i] is None else _brand_key(claimed[i])  # type: ignore[arg-type]
+            if key not in self._names:
+                key = (
+                    None if mention is None or mention.brand is None else _brand_key(mention.brand)
+                )
+            price = float(prices[i])
+            price_missing = bool(np.isnan(price))
             currency = currencies[i]
             reference = (
                 None if key is None or currency is None else self._prices.get((key, currency))
             )
-            mismatch = not price_missing and key in self._priced and reference is None
             usable = not price_missing and reference is not None and reference > 0
+            row = out[i]
             if usable:
-                ratio = float(np.log(prices[i] / reference))  # type: ignore[operator]
-                out[i, col["price_log_ratio"]] = np.clip(
-                    ratio, -MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO
+                row[_COL["price_log_ratio"]] = np.clip(
+                    np.log(price / reference),
+                    -MAX_ABS_LOG_RATIO,
+                    MAX_ABS_LOG_RATIO,  # type: ignore[operator]
                 )
-            out[i, col["price_ratio_missing"]] = not usable
-            out[i, col["price_missing"]] = price_missing
-            out[i, col["brand_unknown"]] = brand_unknown
-            out[i, col["currency_mismatch"]] = mismatch
-            out[i, col["text_empty"]] = not texts[i]
-        first = col[BRAND_FEATURE_NAMES[0]]
-        mentions = slice(first, first + len(BRAND_FEATURE_NAMES))
-        if self._matcher is None:
-            out[:, mentions] = _NO_MENTION
-        else:
-            out[:, mentions] = self._matcher.features(texts)
-        return out
-
-    # --- evidence -------------------------------------------------------------------------
-    def explain(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """Per row, the facts behind the features, for a reviewer: the catalog brand and how
-        the text named it, and the price against the reference in the listing's currency."""
-        texts, prices, currencies, brands = self._rows(frame.reset_index(drop=True))
-        out: list[dict[str, Any]] = []
-        for i, key in enumerate(brands):
-            mention = None
-            if self._matcher is not None and texts[i]:
-                found = self._matcher.match(texts[i])
-                if found.found:
-                    mention = {
-                        "brand": found.brand,
-                        "verbatim": found.exact_raw,
-                        "disguised": not found.exact_raw,
-                        "similarity": round(found.score, 4),
-                    }
-            price = None if np.isnan(prices[i]) else float(prices[i])
-            reference = None
-            if key is not None and currencies[i] is not None:
-                reference = self._prices.get((key, currencies[i]))
-            out.append(
-                {
-                    "brand": None if key is None else self._names[key],
-                    "brand_mention": mention,
-                    "price": None
-                    if price is None
-                    else {
-                        "amount": price,
-                        "currency": currencies[i],
-                        "reference_price": reference,
-                        "ratio": None if not reference else round(price / reference, 4),
-                    },
-                }
+            row[_COL["price_ratio_missing"]] = not usable
+            row[_COL["price_missing"]] = price_missing
+            row[_COL["brand_unknown"]] = key is None
+            row[_COL["currency_mismatch"]] = (
+                not price_missing and key in self._priced and reference is None
             )
-        return out
+            row[_COL["text_empty"]] = not text
+            if mention is None:
+                row[mentions] = _NO_MENTION
+            else:
+                row[mentions] = (
+                    mention.score,
+                    mention.exact_raw,
+                    mention.exact_normalised,
+                    mention.disguise,
+                    mention.found,
+                )
+            if facts:
+                rows.append(_facts(self._names, key, mention, price, currency, reference))
+        return out, rows
+
+
+_COL = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def _facts(
+    names: Mapping[str, str],
+    key: str | None,
+    mention: Any,
+    price: float,
+    currency: str | None,
+    reference: float | None,
+) -> dict[str, Any]:
+    """One row of :meth:`TabularFeaturizer.explain`."""
+    found = None
+    if mention is not None and mention.found:
+        found = {
+            "brand": mention.brand,
+            "verbatim": mention.exact_raw,
+            "disguised": not mention.exact_raw,
+            "similarity": round(mention.score, 4),
+        }
+    return {
+        "brand": None if key is None else names[key],
+        "brand_mention": found,
+        "price": None
+        if np.isnan(price)
+        else {
+            "amount": price,
+            "currency": currency,
+            "reference_price": reference,
+            "ratio": None if not reference else round(price / reference, 4),
+        },
+    }
+
+
+def _length(columns: Mapping[str, Sequence[Any]]) -> int:
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"tabular featurizer: columns {sorted(columns)} differ in length ({sorted(lengths)})"
+        )
+    return lengths.pop() if lengths else 0
+
+
+def _texts(values: Sequence[Any] | None, n: int) -> list[str | None]:
+    """Text values with missing and blank ones as ``None``."""
+    if values is None:
+        return [None] * n
+    return [None if is_missing(v) or not str(v).strip() else str(v) for v in values]
+
+
+def _price_array(values: Sequence[Any] | None, n: int) -> np.ndarray:
+    """Listing prices as float64; NaN where absent, unparsable, infinite or not positive."""
+    if values is None:
+        return np.full(n, np.nan)
+    array = np.asarray(values)
+    if array.dtype.kind != "f":  # raw values: parsed as the manifest reader parses them
+        number, _ = coerce_price(pd.Series(list(values), dtype=object))
+        array = number.to_numpy(dtype=np.float64, na_value=np.nan)
+    array = array.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(array) & (array > 0), array, np.nan)
+
+
+def _frame_columns(frame: pd.DataFrame) -> dict[str, Sequence[Any]]:
+    """The featurizer's columns of a listing frame, the price parsed as the manifest reader does."""
+    columns: dict[str, Sequence[Any]] = {
+        name: frame[name].tolist()
+        for name in ("title", "description", "brand", "currency")
+        if name in frame.columns
+    }
+    if "price" in frame.columns:
+        columns["price"] = _prices(frame)
+    elif not columns:
+        columns["title"] = [None] * len(frame)
+    return columns

@@ -43,9 +43,16 @@ def evidence_column(
     *,
     featurizer: TabularFeaturizer | None = None,
     references: Sequence[dict[str, Any]] | None = None,
+    facts: Sequence[dict[str, Any]] | None = None,
 ) -> list[str]:
-    """One JSON object per row, in request order; see the module docstring."""
-    tabular = featurizer.explain(inputs.frame) if featurizer is not None else None
+    """One JSON object per row, in request order; see the module docstring.
+
+    ``facts``: the featurizer's facts when the predictor already computed them with its
+    features (:meth:`TabularFeaturizer.featurize`); otherwise ``featurizer`` computes them.
+    """
+    tabular = facts
+    if tabular is None and featurizer is not None:
+        tabular = featurizer.featurize(inputs.columns)[1]
     rows: list[str] = []
     for i in range(len(inputs)):
         text = text_of(inputs.titles[i], inputs.descriptions[i])

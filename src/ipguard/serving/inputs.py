@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ipguard.data.coercion import coerce_price, coerce_text, coerce_timestamp
+from ipguard.data.coercion import _NON_TEXT, coerce_price, coerce_timestamp
 from ipguard.data.images import decode_base64_image, decode_image
 
 FLAG_SEPARATOR = ","
@@ -47,19 +47,31 @@ REQUIRED_INPUTS = ("listing_id",)
 class ScoringInputs:
     """Per-row inputs aligned with the request, plus the flags each row earned.
 
-    ``frame`` holds the request's contract columns coerced to their types (a value that did
-    not fit is missing there and flagged ``<column>_invalid``), plus any extra columns as sent.
+    ``columns`` holds the request's contract columns coerced to their types (a value that did
+    not fit is missing there and flagged ``<column>_invalid``), as arrays; ``frame`` is the
+    same as a DataFrame, plus any extra columns as sent, built only when a caller asks for it
+    (the fused and text models read ``columns``, so a request builds no frame).
     """
 
     listing_ids: list[str]
     titles: list[str | None]
     descriptions: list[str | None]
     images: list[Image.Image | None]
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]
+    source: pd.DataFrame
     flags: list[list[str]] = field(default_factory=list)
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.listing_ids)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The request with its contract columns coerced (bad values missing, numbers in text
+        as text), plus any extra columns as sent."""
+        if self._frame is None:
+            self._frame = self.source.reset_index(drop=True).assign(**self.columns)
+        return self._frame
 
     def text_rows(self) -> list[int]:
         """Rows a text model can score: a title or a description; the others stay NaN."""
@@ -79,46 +91,93 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (float, np.floating)) and not np.isnan(value)
 
 
-def _text_pass(frame: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, ...]:
-    """``names`` coerced as text in one pass: (text, nested, numbers), each ``(len(names), n)``.
+def _text_value(value: object) -> tuple[str | None, bool]:
+    """One raw value as :func:`ipguard.data.coercion.coerce_text` reads it: (text or None,
+    nested). Per value, because at request sizes one pandas call costs more than the whole
+    column in plain Python; ``tests/unit/test_serving_fast_path.py`` holds the two equal."""
+    if isinstance(value, str):
+        return (value if value.strip() else None), False
+    if isinstance(value, _NON_TEXT):
+        return None, True
+    if pd.isna(value):
+        return None, False
+    text = str(value)
+    return (text if text.strip() else None), False
 
-    At request sizes pandas costs per call, not per value, so the columns are stacked and
-    coerced together; column by column, a one-listing request spent most of its time here.
-    ``text`` is None where missing; ``nested`` marks JSON lists/objects (never a usable value),
-    ``numbers`` marks numbers, which text columns read as their decimal text (as training does,
-    so "123" and 123 give the same title) but still flag.
-    """
-    shape = (len(names), len(frame))
-    flat = pd.Series(frame[names].to_numpy(dtype=object).T.reshape(-1), dtype=object)
-    text, nested = coerce_text(flat)
-    numbers = np.fromiter((_is_number(v) for v in flat.tolist()), dtype=bool, count=len(flat))
-    return (
-        text.to_numpy(dtype=object, na_value=None).reshape(shape),
-        nested.to_numpy(dtype=bool).reshape(shape),
-        numbers.reshape(shape),
-    )
+
+def _coerce_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(text, nested, numbers) of one column; see :func:`_text_value` and :func:`_is_number`."""
+    n = len(values)
+    text = np.empty(n, dtype=object)
+    nested = np.zeros(n, dtype=bool)
+    numbers = np.zeros(n, dtype=bool)
+    for i, value in enumerate(values):
+        text[i], nested[i] = _text_value(value)
+        numbers[i] = _is_number(value)
+    return text, nested, numbers
+
+
+def _plain_number(value: object) -> bool:
+    """A number whose float is what parsing its decimal text gives; others are parsed."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (float, np.float64)):
+        return True
+    return isinstance(value, (int, np.integer)) and -(2**53) < value < 2**53
+
+
+def _coerce_prices(column: pd.Series, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ipguard.data.coercion.coerce_price` without its per-call pandas cost on the
+    common case (numbers, or no price); strings still go through it, all in one call."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
+        number = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = column.notna().to_numpy()
+        bad = present & ~np.isfinite(number)
+        return np.where(bad, np.nan, number), bad
+    raw = column.to_numpy(dtype=object)
+    number = np.full(len(raw), np.nan)
+    bad = np.zeros(len(raw), dtype=bool)
+    parse: list[int] = []
+    for i, value in enumerate(raw):
+        if text[i] is None:
+            continue  # missing, blank or nested: no price, and not a bad one
+        # exactly what parsing their decimal text gives (a float32 does not: 0.1 != "0.1")
+        if _plain_number(value):
+            number[i] = float(value)
+            bad[i] = not np.isfinite(number[i])
+        else:
+            parse.append(i)
+    if parse:
+        typed, wrong = coerce_price(pd.Series(raw[parse], dtype=object))
+        number[parse] = typed.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad[parse] = wrong.to_numpy(dtype=bool)
+    number[bad] = np.nan
+    return number, bad
 
 
 def _coerce(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Every contract column present, typed (bad values missing, numbers in text kept as text),
     and a mask per column of the values that did not fit its type."""
-    present = [name for name in INPUT_COLUMNS if name in frame.columns]
     values: dict[str, np.ndarray] = {}
     bad: dict[str, np.ndarray] = {}
-    if not present:
-        return values, bad
-    text, nested, numbers = _text_pass(frame, present)
-    for row, name in enumerate(present):
-        kind = INPUT_COLUMNS[name]
-        if kind == "string":
-            values[name] = text[row]
-            # integer ids are ids: only a list or object in listing_id is wrong
-            bad[name] = nested[row] | (numbers[row] & (name != "listing_id"))
+    for name, kind in INPUT_COLUMNS.items():
+        if name not in frame.columns:
             continue
-        coerce = coerce_price if kind == "double" else coerce_timestamp
-        typed, wrong = coerce(frame[name])
-        values[name] = typed.to_numpy()
-        bad[name] = wrong.to_numpy(dtype=bool) | nested[row]
+        column = frame[name]
+        if isinstance(column, pd.DataFrame):
+            raise ValueError(f"request: column {name!r} appears more than once")
+        text, nested, numbers = _coerce_texts(column.to_numpy(dtype=object))
+        if kind == "string":
+            values[name] = text
+            # integer ids are ids: only a list or object in listing_id is wrong
+            bad[name] = nested | (numbers & (name != "listing_id"))
+        elif kind == "double":
+            values[name], wrong = _coerce_prices(column, text)
+            bad[name] = wrong | nested
+        else:
+            typed, wrong = coerce_timestamp(column.reset_index(drop=True))
+            values[name] = typed.to_numpy()
+            bad[name] = wrong.to_numpy(dtype=bool) | nested
     return values, bad
 
 
@@ -154,7 +213,6 @@ def collect_inputs(frame: pd.DataFrame, *, want_images: bool = True) -> ScoringI
     ``image_missing`` or the decoder's ``image_unreadable`` / ``image_too_large`` /
     ``image_too_small``.
     """
-    frame = frame.reset_index(drop=True)
     n = len(frame)
     flags: list[list[str]] = [[] for _ in range(n)]
     values, bad = _coerce(frame)
@@ -179,6 +237,7 @@ def collect_inputs(frame: pd.DataFrame, *, want_images: bool = True) -> ScoringI
         titles=titles,
         descriptions=descriptions,
         images=images,
-        frame=frame.assign(**values),  # bad values are missing here, numbers in text as text
+        columns=values,
+        source=frame,
         flags=flags,
     )

@@ -51,7 +51,12 @@ class ListingScorer:
     def load(cls, folder: str | Path, *, runtime: str = "torch") -> ListingScorer:
         return cls(ModelSpec.load(folder), folder, runtime=runtime)
 
-    def score(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def score(self, frame: pd.DataFrame, *, nulls: bool = False) -> pd.DataFrame:
+        """The contract's output frame, one row per request row in request order.
+
+        ``nulls=True`` writes missing scores as ``None`` rather than NaN (see
+        :func:`with_nulls`), built directly instead of converting a finished frame.
+        """
         inputs = collect_inputs(frame, want_images=self.predictor.needs_images)
         raw, image_score, text_score = self.predictor.predict(inputs)
         score = np.full(len(inputs), np.nan)
@@ -67,20 +72,28 @@ class ListingScorer:
             text_score,
             featurizer=getattr(self.predictor, "featurizer", None),
             references=getattr(self.predictor, "last_evidence", None),
+            facts=getattr(self.predictor, "last_facts", None),
         )
-        return pd.DataFrame(
-            {
-                "listing_id": inputs.listing_ids,
-                "score": score,
-                "decision": self.policy.decide(score),
-                "image_score": image_score,
-                "text_score": text_score,
-                "flags": [FLAG_SEPARATOR.join(f) for f in flags],
-                "model_version": str(self.spec.model_version or ""),
-                "evidence": evidence,
-            },
-            columns=list(OUTPUT_COLUMNS),
-        )
+        columns = {
+            "listing_id": inputs.listing_ids,
+            "score": score,
+            "decision": self.policy.decide(score),
+            "image_score": image_score,
+            "text_score": text_score,
+            "flags": [FLAG_SEPARATOR.join(f) for f in flags],
+            "model_version": [str(self.spec.model_version or "")] * len(inputs),
+            "evidence": evidence,
+        }
+        if nulls:
+            for name in ("score", "image_score", "text_score"):
+                columns[name] = _none_for_nan(columns[name])
+        return pd.DataFrame(columns, columns=list(OUTPUT_COLUMNS))
+
+
+def _none_for_nan(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64).astype(object)
+    out[np.isnan(values)] = None
+    return out
 
 
 def with_nulls(out: pd.DataFrame) -> pd.DataFrame:

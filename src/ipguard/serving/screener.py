@@ -20,7 +20,7 @@ from ipguard.serving.request_limits import (
     check_request,
     in_scoring_server,
 )
-from ipguard.serving.scorer import ListingScorer, with_nulls
+from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 
 
@@ -41,7 +41,7 @@ class ListingScreener(PythonModel):
                 check_request(frame, self.limits)
             except RequestTooLarge as err:  # MLflow answers this code with HTTP 400
                 raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
-        return with_nulls(self.scorer.score(frame))  # null, not NaN, in REST responses
+        return self.scorer.score(frame, nulls=True)  # null, not NaN, in REST responses
 
 
 mlflow.models.set_model(ListingScreener())

@@ -39,7 +39,7 @@ import numbers
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 
 from ipguard.text.confusables import fold_homoglyphs
 from ipguard.text.leet import fold_leet
@@ -210,7 +210,14 @@ def normalize_steps(text: str | None) -> dict[str, str]:
 
 def normalize(text: str | None) -> str:
     """The comparable form of a listing text; idempotent, ``""`` for missing values."""
-    return _until_stable(_as_text(text, "text"), lambda current: _one_pass(current)["normalized"])
+    return _normalized(_as_text(text, "text"))
+
+
+@lru_cache(maxsize=4096)
+def _normalized(text: str) -> str:
+    # bounded cache: scoring one listing normalises the same text for the text tower, the
+    # brand matcher and the evidence's cue search, and a request's texts stay within the bound
+    return _until_stable(text, lambda current: _one_pass(current)["normalized"])
 
 
 def text_of(title: str | None, description: str | None) -> str:

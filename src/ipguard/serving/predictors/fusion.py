@@ -67,6 +67,8 @@ class FusionPredictor:
         self.featurizer = _featurizer(spec, folder)
         self.references = _references(spec, folder, self.network.config.reference_dim)
         self.last_evidence: list[dict[str, Any]] | None = None
+        #: the featurizer's facts of the last request, for the evidence column (one pass)
+        self.last_facts: list[dict[str, Any]] | None = None
 
     def _images(self, inputs: ScoringInputs, chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.zeros(len(chunk), 3, self.image_size, self.image_size)
@@ -81,12 +83,34 @@ class FusionPredictor:
         self, inputs: ScoringInputs
     ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
         """The network's tabular input: the featurizer's features, then the brand-reference
-        features for a model built with references (and their evidence, else None)."""
-        tabular = self.featurizer.transform(inputs.frame)
+        features for a model built with references (and their evidence, else None).
+
+        The featurizer's facts for the evidence column come out of the same pass
+        (:attr:`last_facts`), so the brand matcher reads each listing text once."""
+        tabular, self.last_facts = self.featurizer.featurize(inputs.columns)
         if self.references is None:
             return tabular, None
         found = self.references.features(inputs.frame, inputs.images)
         return np.concatenate([tabular, found.matrix], axis=1), found.evidence
+
+    def network_inputs(
+        self, inputs: ScoringInputs, chunk: list[int], tabular: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
+        """What the network reads for the rows ``chunk``: images, image presence, model texts
+        and tabular features (``tabular``: all rows' features, computed here when None)."""
+        if tabular is None:
+            tabular = torch.from_numpy(self.tabular_input(inputs)[0])
+        images, present = self._images(inputs, chunk)
+        texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
+        return images, present, texts, tabular[chunk]
+
+    def forward(
+        self, images: torch.Tensor, present: torch.Tensor, texts: list[str], tabular: torch.Tensor
+    ) -> dict[str, np.ndarray]:
+        """The network's three logits for one chunk, as float64 arrays."""
+        with torch.inference_mode():
+            out = self.network(images, present, texts, tabular)
+        return {name: value.double().numpy() for name, value in out.items()}
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(inputs)
@@ -95,15 +119,13 @@ class FusionPredictor:
         tabular = torch.from_numpy(features)
         for start in range(0, n, BATCH):
             chunk = list(range(start, min(start + BATCH, n)))
-            images, present = self._images(inputs, chunk)
-            texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
-            with torch.inference_mode():
-                out = self.network(images, present, texts, tabular[chunk])
-            raw[chunk] = sigmoid(out["logit"].double().numpy())
+            images, present, texts, rows = self.network_inputs(inputs, chunk, tabular)
+            out = self.forward(images, present, texts, rows)
+            raw[chunk] = sigmoid(out["logit"])
             has_image = present.numpy() > 0
             has_text = np.array([bool(t.strip()) for t in texts])
-            image[chunk] = np.where(has_image, sigmoid(out["image_logit"].double().numpy()), np.nan)
-            text[chunk] = np.where(has_text, sigmoid(out["text_logit"].double().numpy()), np.nan)
+            image[chunk] = np.where(has_image, sigmoid(out["image_logit"]), np.nan)
+            text[chunk] = np.where(has_text, sigmoid(out["text_logit"]), np.nan)
         return raw, image, text
 
 

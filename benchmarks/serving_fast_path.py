@@ -1,0 +1,214 @@
+"""The serving path against the network's own speed: pyfunc ``predict`` vs the bare forward pass.
+
+Issue 14's goal for the fused model that ``make train`` registers (a tiny_cnn image tower at
+64 px, the hashed n-gram text tower, the tabular features over the demo brand catalog): for one
+listing, in-process ``mlflow.pyfunc`` ``predict`` within 2x of the network's forward pass on
+ready tensors, and within 1.3x for 64 listings. The request is what a REST client sends
+(listing_id, title, brand, market, price, currency and a base64 JPEG); the forward pass gets
+what the serving path hands the network (the decoded, resized image tensor, the presence
+flags, the model text and the tabular features), so the difference is exactly the serving
+path's own work: request coercion, decoding, features, evidence, the output frame and MLflow's
+signature enforcement.
+
+Three calls are timed in turns (forward, ``ListingScorer.score``, pyfunc ``predict``, forward,
+...), so background load on a shared machine weighs on all alike; the ratios are of p50s over
+the same rounds, and the load average is printed with them. The weights are random, which
+does not change the cost. With ``--onnx`` the model is also exported to ONNX Runtime and the
+same request is timed on ``runtime=onnx``.
+
+    flock /tmp/ipguard-cpu.lock python benchmarks/serving_fast_path.py [--repeats 300]
+
+Everything runs in a temporary folder that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_latency import percentiles  # a sibling script, not a package
+
+GOALS = {1: 2.0, 64: 1.3}  # predict p50 / forward p50, issue 14 item 3
+
+
+def build_model(work: Path, *, onnx: bool) -> Path:
+    """The fused model of ``make train``'s shape, exported as a folder (random weights)."""
+    import torch
+
+    from ipguard.data.catalog import catalog_featurizer
+    from ipguard.demo.listings import generate_demo_data
+    from ipguard.models.fusion_classifier import FusionClassifier
+    from ipguard.registry.package import write_model_dir
+
+    demo = generate_demo_data(work / "demo", n=64, seed=11)
+    torch.manual_seed(0)
+    module = FusionClassifier("tiny_cnn", image_size=64, pretrained=False)
+    featurizer = catalog_featurizer(demo.root / "brands_by_currency.csv")
+    folder, spec = write_model_dir(
+        module,
+        work / "model",
+        calibrator={"method": "temperature", "temperature": 1.0},
+        policy={"reject_threshold": 0.9, "approve_threshold": 0.1},
+        extras={"tabular": featurizer.to_dict()},
+    )
+    spec.model_version = "1"
+    if onnx:
+        from ipguard.serving.onnx import add_onnx
+
+        add_onnx(module.net, spec, folder)
+    spec.save(folder)
+    return folder
+
+
+def request(work: Path) -> pd.DataFrame:
+    """64 demo listings as a REST client sends them."""
+    manifest = work / "demo" / "listings.csv"
+    rows = pd.read_csv(manifest).head(64)
+    root = manifest.parent
+    return rows[["listing_id", "title", "brand", "market", "price", "currency"]].assign(
+        image_b64=[base64.b64encode((root / p).read_bytes()).decode() for p in rows["image_path"]]
+    )
+
+
+def forward_call(scorer: Any, batch: pd.DataFrame) -> Callable[[], Any]:
+    """The network alone, on the tensors the serving path would hand it for ``batch``."""
+    from ipguard.serving.inputs import collect_inputs
+
+    predictor = scorer.predictor
+    inputs = collect_inputs(batch)
+    ready = predictor.network_inputs(inputs, list(range(len(inputs))))
+    return lambda: predictor.forward(*ready)
+
+
+def time_rounds(
+    calls: dict[str, Callable[[], Any]], *, repeats: int, budget_s: float
+) -> dict[str, dict[str, float]]:
+    """Each call once per round, in turns; 5 untimed rounds first; stop at ``budget_s``.
+
+    Wall time and this process's CPU time per call: on a loaded machine the wall time also
+    counts the time spent waiting for a core, the CPU time only the work done.
+    """
+    for _ in range(5):
+        for call in calls.values():
+            call()
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    started = time.perf_counter()
+    for done in range(1, repeats + 1):
+        for name, call in calls.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            call()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+        if done >= 10 and time.perf_counter() - started > budget_s:
+            break
+    return {
+        name: {**percentiles(wall[name]), "cpu_p50_ms": percentiles(cpu[name])["p50_ms"]}
+        for name in calls
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import mlflow
+    import torch
+
+    from ipguard.registry.registration import pyfunc_arguments
+    from ipguard.serving.scorer import ListingScorer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_before": list(os.getloadavg()),
+    }
+    runtimes = ("torch", "onnx") if args.onnx else ("torch",)
+    with tempfile.TemporaryDirectory(prefix="ipguard-fastpath-") as tmp:
+        work = Path(tmp)
+        folder = build_model(work, onnx=args.onnx)
+        frame = request(work)
+        for runtime in runtimes:
+            path = work / f"pyfunc-{runtime}"
+            mlflow.pyfunc.save_model(path, **pyfunc_arguments(folder, runtime=runtime))
+            model = mlflow.pyfunc.load_model(str(path))
+            scorer = ListingScorer.load(folder, runtime=runtime)
+            for n in (1, 64):
+                batch = frame.head(n)
+                timed = time_rounds(
+                    {
+                        "forward": forward_call(scorer, batch),
+                        "score": lambda b=batch, s=scorer: s.score(b, nulls=True),
+                        "predict": lambda b=batch, m=model: m.predict(b),
+                    },
+                    repeats=args.repeats if n == 1 else max(10, args.repeats // 8),
+                    budget_s=args.budget_s,
+                )
+                forward = timed["forward"]["p50_ms"]
+                results[f"{runtime}_batch{n}"] = {
+                    **timed,
+                    "predict_over_forward": timed["predict"]["p50_ms"] / forward,
+                    "score_over_forward": timed["score"]["p50_ms"] / forward,
+                    "predict_over_forward_cpu": timed["predict"]["cpu_p50_ms"]
+                    / timed["forward"]["cpu_p50_ms"],
+                    "goal": GOALS[n],
+                    "met": timed["predict"]["p50_ms"] / forward <= GOALS[n],
+                }
+    results["loadavg_after"] = list(os.getloadavg())
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| runtime | listings | forward p50 ms | score p50 ms | predict p50 ms "
+        "| predict / forward | by CPU time | goal | calls |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, r in results.items():
+        if not isinstance(r, dict) or "forward" not in r:
+            continue
+        runtime, n = key.split("_batch")
+        lines.append(
+            f"| {runtime} | {n} | {r['forward']['p50_ms']:.2f} | {r['score']['p50_ms']:.2f} "
+            f"| {r['predict']['p50_ms']:.2f} | {r['predict_over_forward']:.2f}x "
+            f"| {r['predict_over_forward_cpu']:.2f}x "
+            f"| {r['goal']}x {'met' if r['met'] else 'missed'} | {r['forward']['n']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=300, help="rounds for one listing")
+    parser.add_argument("--budget-s", type=float, default=60.0, help="time cap per case")
+    parser.add_argument("--onnx", action="store_true", help="also time runtime=onnx")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (0: torch's default); on a small shared machine more than "
+        "one turns into threads waiting for each other, which times the load, not the model",
+    )
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    results = run(args)
+    print(table(results))
+    print(f"load average before {results['loadavg_before']}, after {results['loadavg_after']}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
