@@ -144,3 +144,13 @@ def test_windows_change_training_only_whole_clip_evaluation_is_unchanged(
             a, b = model.predict_scores(off.loader(split)), model.predict_scores(on.loader(split))
             np.testing.assert_array_equal(a, b)
     assert on.summary()["train_windows"]["per_clip"] == 3 and off.summary()["train_windows"] is None
+    # windows of an evaluation split, alone, for a window-level AUROC; the same draw both times
+    config = WindowConfig(min_s=2.0, max_s=4.0, per_clip=2, keep_clips=False)
+    loader = off.window_loader("test", config)
+    drawn = loader.dataset
+    assert drawn.n_clips == 0 and len(drawn) == len(drawn.windows) > 0
+    assert [w.clip for w in drawn.windows] == [
+        w.clip for w in on.window_loader("test", config).dataset.windows
+    ]
+    with torch.no_grad():
+        assert model.predict_scores(loader).shape == (len(drawn),)
