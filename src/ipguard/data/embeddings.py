@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -66,13 +66,19 @@ def _row_identity(root: Path, rel: object) -> str:
     return f"{rel}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def _entry_key(frame: pd.DataFrame, root: Path, embedder_key: str) -> str:
-    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{embedder_key}".encode())
-    paths = frame["image_path"] if "image_path" in frame else [None] * len(frame)
+def files_key(prefix: str, root: Path, paths: Iterable[object]) -> str:
+    """A cache entry's name: ``prefix`` (what computes the features, and how) and each row's
+    file by path, size and modification time, in row order; a missing path counts as one."""
+    digest = hashlib.sha256(prefix.encode())
     for rel in paths:
         digest.update(_row_identity(root, rel).encode())
         digest.update(b"\0")
     return digest.hexdigest()[:40]
+
+
+def _entry_key(frame: pd.DataFrame, root: Path, embedder_key: str) -> str:
+    paths = frame["image_path"] if "image_path" in frame else [None] * len(frame)
+    return files_key(f"v{_CACHE_VERSION}|{embedder_key}", root, paths)
 
 
 def _load(path: Path, n: int) -> CachedEmbeddings | None:
@@ -86,16 +92,17 @@ def _load(path: Path, n: int) -> CachedEmbeddings | None:
 
 
 def _save(path: Path, result: CachedEmbeddings) -> None:
+    save_arrays(path, features=result.features, present=result.present, unusable=result.unusable)
+
+
+def save_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` as one ``.npz`` atomically (temp file, then rename), so a run stopped
+    mid-write never leaves an entry that a later run would read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                features=result.features,
-                present=result.present,
-                unusable=result.unusable,
-            )
+            np.savez(handle, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,11 +16,8 @@ knows nothing of the networks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +28,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ipguard.data.embeddings import Embedder
+from ipguard.data.embeddings import Embedder, files_key, save_arrays
 from ipguard.data.video_frames import SamplingConfig, VideoFrameDataset, collate_videos
 
 __all__ = ["FrameFeatures", "VideoFeatureDataset", "collate_features", "frame_features"]
@@ -59,26 +56,11 @@ class FrameFeatures:
         return self.features[start:end], self.timestamps[start:end]
 
 
-def _row_identity(root: Path, rel: object) -> str:
-    if not isinstance(rel, str) or not rel:
-        return "-"
-    try:
-        stat = os.stat(root / rel)
-    except OSError:
-        return f"{rel}|missing"
-    return f"{rel}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def _entry_key(frame: pd.DataFrame, root: Path, embedder_key: str, config: SamplingConfig) -> str:
     sampling = asdict(config)
     sampling.pop("decode_threads")  # how fast, not which frames
-    digest = hashlib.sha256(
-        f"v{_CACHE_VERSION}|{embedder_key}|{json.dumps(sampling, sort_keys=True)}".encode()
-    )
-    for rel in frame["video_path"]:
-        digest.update(_row_identity(root, rel).encode())
-        digest.update(b"\0")
-    return digest.hexdigest()[:40]
+    prefix = f"v{_CACHE_VERSION}|{embedder_key}|{json.dumps(sampling, sort_keys=True)}"
+    return files_key(prefix, root, frame["video_path"])
 
 
 def _load(path: Path, n: int) -> FrameFeatures | None:
@@ -93,21 +75,13 @@ def _load(path: Path, n: int) -> FrameFeatures | None:
 
 
 def _save(path: Path, result: FrameFeatures) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                features=result.features,
-                timestamps=result.timestamps,
-                offsets=result.offsets,
-                flags=np.array([_FLAG_JOIN.join(f) for f in result.flags], dtype=str),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_arrays(
+        path,
+        features=result.features,
+        timestamps=result.timestamps,
+        offsets=result.offsets,
+        flags=np.array([_FLAG_JOIN.join(f) for f in result.flags], dtype=str),
+    )
 
 
 def _compute(dataset: VideoFrameDataset, embedder: Embedder, *, num_workers: int) -> FrameFeatures:
