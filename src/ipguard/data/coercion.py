@@ -32,6 +32,23 @@ def coerce_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text.mask(blank), nested
 
 
+def text_value(value: object) -> tuple[str | None, bool]:
+    """One raw value as :func:`coerce_text` reads it: (text or None, nested).
+
+    For a serving request of a few rows, where one pandas call costs more than the whole
+    column in plain Python (``ipguard.serving.inputs``); ``tests/unit/test_serving_fast_path.py``
+    holds the two readings equal.
+    """
+    if isinstance(value, str):
+        return (value if value.strip() else None), False
+    if isinstance(value, _NON_TEXT):
+        return None, True
+    if pd.isna(value):
+        return None, False
+    text = str(value)
+    return (text if text.strip() else None), False
+
+
 def coerce_price(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Raw values -> float64, plus a mask of present values that are not finite numbers."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ipguard.data.coercion import _NON_TEXT, coerce_price, coerce_timestamp
+from ipguard.data.coercion import coerce_price, coerce_timestamp, text_value
 from ipguard.data.images import decode_base64_image, decode_image
 
 FLAG_SEPARATOR = ","
@@ -91,28 +91,15 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (float, np.floating)) and not np.isnan(value)
 
 
-def _text_value(value: object) -> tuple[str | None, bool]:
-    """One raw value as :func:`ipguard.data.coercion.coerce_text` reads it: (text or None,
-    nested). Per value, because at request sizes one pandas call costs more than the whole
-    column in plain Python; ``tests/unit/test_serving_fast_path.py`` holds the two equal."""
-    if isinstance(value, str):
-        return (value if value.strip() else None), False
-    if isinstance(value, _NON_TEXT):
-        return None, True
-    if pd.isna(value):
-        return None, False
-    text = str(value)
-    return (text if text.strip() else None), False
-
-
 def _coerce_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(text, nested, numbers) of one column; see :func:`_text_value` and :func:`_is_number`."""
+    """(text, nested, numbers) of one column; see :func:`~ipguard.data.coercion.text_value`
+    and :func:`_is_number`."""
     n = len(values)
     text = np.empty(n, dtype=object)
     nested = np.zeros(n, dtype=bool)
     numbers = np.zeros(n, dtype=bool)
     for i, value in enumerate(values):
-        text[i], nested[i] = _text_value(value)
+        text[i], nested[i] = text_value(value)
         numbers[i] = _is_number(value)
     return text, nested, numbers
 
