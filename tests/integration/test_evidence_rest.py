@@ -9,25 +9,22 @@ from __future__ import annotations
 import base64
 import io
 import json
-import urllib.request
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from tiny_registry import TinyStore, request_rows, subprocess_env, train_cli
+from tiny_registry import TinyStore, post_rows, request_rows, serving, train_cli
 
 from ipguard.data.reference_catalog import read_brand_catalog
 from ipguard.demo.listings import generate_demo_data
 from ipguard.demo.references import stolen_copy
-from ipguard.serving.local_server import serve_locally
 from ipguard.serving.scorer import OUTPUT_COLUMNS, ListingScorer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BRAND = "Zentaro"
-REQUEST_S = 60
 # what a client written before the evidence column reads
 OLD_COLUMNS = [c for c in OUTPUT_COLUMNS if c != "evidence"]
 
@@ -61,25 +58,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> TinyStore:
 
 @pytest.fixture(scope="module")
 def server(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve_locally(
-        f"models:/{store.name}@champion",
-        tracking_uri=store.tracking_uri,
-        log_path=tmp_path_factory.mktemp("server") / "serve.log",
-        env=subprocess_env(store.home),
-        startup_s=180,
-    ) as running:
-        yield running.url
-
-
-def _post(url: str, rows: pd.DataFrame) -> list[dict]:
-    rows = rows.astype(object).where(rows.notna(), None)
-    body = json.dumps({"dataframe_split": rows.to_dict(orient="split", index=False)}).encode()
-    request = urllib.request.Request(
-        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=REQUEST_S) as answer:
-        assert answer.status == 200
-        return json.loads(answer.read())["predictions"]
+    with serving(store, "champion", tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 def _b64_jpeg(image: Image.Image) -> str:
@@ -119,7 +99,7 @@ def test_evidence_names_the_stolen_official_photo_the_wording_and_the_seller(
     server: str, store: TinyStore, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     rows, copied = _scraped_listings(store)
-    predictions = _post(server, rows.head(1))
+    predictions = post_rows(server, rows.head(1))
 
     evidence = json.loads(predictions[0]["evidence"])  # a JSON string, as the contract says
     stolen = evidence["references"]["stolen_photo"]
@@ -147,7 +127,7 @@ def test_evidence_names_the_exact_official_photo_each_copy_was_made_from(
     server: str, store: TinyStore
 ) -> None:
     rows, copied = _scraped_listings(store)
-    predictions = _post(server, rows)
+    predictions = post_rows(server, rows)
     named = [
         (json.loads(p["evidence"])["references"]["stolen_photo"] or {}).get("reference_id")
         for p in predictions
@@ -159,7 +139,7 @@ def test_a_client_reading_only_the_older_columns_sees_them_unchanged(
     server: str, store: TinyStore
 ) -> None:
     rows = request_rows(store.manifest, 4)
-    predictions = _post(server, rows)
+    predictions = post_rows(server, rows)
 
     # the evidence is one added column: every older one is there, under its name, in order
     assert list(predictions[0]) == [*OLD_COLUMNS, "evidence"]

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_registry import TinyStore, subprocess_env, train_cli
+from tiny_registry import TinyStore, post_rows, serving, train_cli
 
-from ipguard.serving.local_server import serve_locally
 from ipguard.serving.predictors.video import VideoPredictor
 from ipguard.serving.video_contract import VIDEO_OUTPUT_COLUMNS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-REQUEST_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +35,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> TinyStore:
 
 @pytest.fixture(scope="module")
 def server(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serve_locally(
-        f"models:/{store.name}@challenger",
-        tracking_uri=store.tracking_uri,
-        log_path=tmp_path_factory.mktemp("server") / "serve.log",
-        env=subprocess_env(store.home),
-        startup_s=180,
-    ) as running:
-        yield running.url
-
-
-def _post(url: str, rows: pd.DataFrame) -> list[dict]:
-    rows = rows.astype(object).where(rows.notna(), None)
-    body = json.dumps({"dataframe_split": rows.to_dict(orient="split", index=False)}).encode()
-    request = urllib.request.Request(
-        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=REQUEST_S) as answer:
-        assert answer.status == 200
-        return json.loads(answer.read())["predictions"]
+    with serving(store, "challenger", tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 def _clip(store: TinyStore, video_id: str) -> Path:
@@ -76,7 +55,7 @@ def test_a_path_and_a_base64_clip_with_a_transcript_are_scored_as_in_process(
             "transcript": [None, "réplica AAA, misma fábrica que el original"],
         }
     )
-    predictions = _post(server, rows)
+    predictions = post_rows(server, rows)
 
     assert [p["video_id"] for p in predictions] == ["by-path", "by-b64"]
     assert list(predictions[0]) == list(VIDEO_OUTPUT_COLUMNS)
@@ -106,7 +85,7 @@ def test_a_truncated_clip_returns_a_flag_and_a_score_not_an_error(
             "transcript": ["1:1 replica", "1:1 replica", None],
         }
     )
-    predictions = _post(server, rows)
+    predictions = post_rows(server, rows)
 
     cut_row, garbage, empty = predictions
     assert cut_row["flags"] == "video_truncated"

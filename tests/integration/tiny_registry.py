@@ -8,10 +8,14 @@ from a module-scoped fixture, in its own ``IPGUARD_HOME``: the store is exactly 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +98,30 @@ def request_rows(manifest: Path, n: int) -> pd.DataFrame:
             for p in rows["image_path"]
         ]
     )
+
+
+@contextmanager
+def serving(store: TinyStore, alias: str, log_dir: Path) -> Iterator[str]:
+    """``mlflow models serve`` of the store's model at ``alias``, on 127.0.0.1; yields its URL."""
+    from ipguard.serving.local_server import serve_locally
+
+    with serve_locally(
+        f"models:/{store.name}@{alias}",
+        tracking_uri=store.tracking_uri,
+        log_path=log_dir / "serve.log",
+        env=subprocess_env(store.home),
+        startup_s=180,
+    ) as running:
+        yield running.url
+
+
+def post_rows(url: str, rows: pd.DataFrame, *, timeout_s: float = 60) -> list[dict]:
+    """The predictions for ``rows`` sent as a ``dataframe_split`` request (NaN as null)."""
+    rows = rows.astype(object).where(rows.notna(), None)
+    body = json.dumps({"dataframe_split": rows.to_dict(orient="split", index=False)}).encode()
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+        assert answer.status == 200
+        return json.loads(answer.read())["predictions"]
