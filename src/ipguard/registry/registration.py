@@ -115,7 +115,8 @@ def pyfunc_arguments(
         "artifacts": {MODEL_DIR_ARTIFACT: str(model_dir)},
         "signature": video_signature() if video else model_signature(),
         "pip_requirements": pip_requirements(kind),
-        "model_config": {"runtime": runtime},
+        # a video service may pin its frame tower: model_config={"frame_tower": "torch"}
+        "model_config": {"runtime": runtime, **({"frame_tower": "auto"} if video else {})},
     }
 
 

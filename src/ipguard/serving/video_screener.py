@@ -6,9 +6,11 @@ pickled is deserialised. The work is :class:`ipguard.serving.predictors.video.Vi
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 import pandas as pd
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from ipguard.serving.predictors.video import VideoPredictor
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
@@ -19,9 +21,20 @@ class VideoScreener(PythonModel):
     """reject / review / approve per video, with the frames a reviewer should look at."""
 
     def load_context(self, context):  # type: ignore[no-untyped-def]
-        self.predictor = VideoPredictor.load(context.artifacts[MODEL_DIR_ARTIFACT])
+        # frame_tower: "auto" runs the exported ONNX frame tower when the model has one;
+        # a service can pin "torch" or "onnx" (model_config={"frame_tower": ...})
+        config = getattr(context, "model_config", None) or {}
+        self.predictor = VideoPredictor.load(
+            context.artifacts[MODEL_DIR_ARTIFACT],
+            frame_tower=str(config.get("frame_tower", "auto")),
+        )
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return with_nulls(self.predictor.score(frame))
 

@@ -6,11 +6,12 @@ with the listing photos' eval transform and the model's own input size and norma
 returns the calibrated score, the policy's decision and which frames drove it.
 
 :meth:`VideoPredictor.score_frames` is the per-window call of the livestream scorer: frames it
-decoded itself, no file, one forward pass. :meth:`VideoPredictor.score` is the request path of
-the pyfunc (``video_path`` / ``video_b64`` / ``transcript``; see
-:mod:`ipguard.serving.video_contract`). A bad video is never an error: it is flagged and
-scored on its transcript; a row with neither frames nor transcript is not scored (null score,
-``review``, flag ``not_scored``).
+decoded itself, no file, one forward pass. The frame tower runs on ONNX Runtime where the
+model folder holds its graph (:mod:`ipguard.serving.video_onnx`), else in torch.
+:meth:`VideoPredictor.score` is the request path of the pyfunc (``video_path`` /
+``video_b64`` / ``transcript``; see :mod:`ipguard.serving.video_contract`). A bad video is never
+an error: it is flagged and scored on its transcript; a row with neither frames nor transcript
+is not scored (null score, ``review``, flag ``not_scored``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ipguard.logistic import sigmoid
 from ipguard.nets.video import VideoConfig, VideoNetwork
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.serving.video_contract import VIDEO_OUTPUT_COLUMNS
+from ipguard.serving.video_onnx import open_frame_tower
 
 #: strongest frames listed in ``top_frames``
 TOP_FRAMES = 3
@@ -101,11 +103,24 @@ class VideoPredictor:
 
     needs_images = False
 
-    def __init__(self, spec: ModelSpec, folder: str | Path, *, runtime: str = "torch") -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        folder: str | Path,
+        *,
+        runtime: str = "torch",
+        frame_tower: str = "auto",
+    ) -> None:
+        """``runtime`` is the listing kinds' switch (the whole network: torch only here);
+        ``frame_tower`` picks what runs the frame tower (:data:`FRAME_TOWERS`): the folder's
+        ONNX graph when it has one (``auto``), the graph or an error (``onnx``), or torch."""
         if spec.kind != "video":
             raise ValueError(f"{folder}: VideoPredictor serves kind 'video', found {spec.kind!r}")
         if runtime != "torch":
-            raise ValueError(f"runtime={runtime!r}: the video model serves on 'torch' only")
+            raise ValueError(
+                f"runtime={runtime!r}: the video model's network serves on 'torch' only; its "
+                "frame tower runs on ONNX Runtime when exported (frame_tower='auto'/'onnx')"
+            )
         self.spec = spec
         self.folder = Path(folder)
         self.network = VideoNetwork(VideoConfig.from_mapping(spec.network), pretrained=False)
@@ -122,11 +137,18 @@ class VideoPredictor:
                 "extras['sampling']; re-export it with ipguard"
             )
         self._sampling = SamplingConfig(**sampling)
+        self._onnx_tower = open_frame_tower(self.folder, frame_tower)
 
     @classmethod
-    def load(cls, folder: str | Path) -> VideoPredictor:
-        """From an exported model folder (``spec.json`` + ``weights.safetensors``)."""
-        return cls(ModelSpec.load(folder), folder)
+    def load(cls, folder: str | Path, *, frame_tower: str = "auto") -> VideoPredictor:
+        """From an exported model folder (``spec.json`` + ``weights.safetensors``, and
+        ``frame_tower/model.onnx`` where the frame tower was exported)."""
+        return cls(ModelSpec.load(folder), folder, frame_tower=frame_tower)
+
+    @property
+    def frame_tower(self) -> str:
+        """What scores the frames: ``onnx`` (the exported graph) or ``torch``."""
+        return "torch" if self._onnx_tower is None else "onnx"
 
     @property
     def sampling(self) -> SamplingConfig:
@@ -170,11 +192,16 @@ class VideoPredictor:
         t = len(times)
         # a zero-frame video still needs one (masked) slot: every reduction then has a width
         slots = max(t, 1)
-        batch = torch.zeros(1, slots, *pixels.shape[1:])
-        batch[0, :t] = pixels
         mask = torch.zeros(1, slots, dtype=torch.bool)
         mask[0, :t] = True
-        out = self.network(batch, mask, [text])
+        if self._onnx_tower is not None and t:  # the graph computes the frames' features
+            features = torch.zeros(1, slots, self.network.spec.feature_dim)
+            features[0, :t] = self._onnx_tower(pixels)
+            out = self.network(None, mask, [text], frame_features=features)
+        else:
+            batch = torch.zeros(1, slots, *pixels.shape[1:])
+            batch[0, :t] = pixels
+            out = self.network(batch, mask, [text])
         weights = out["attention"][0, :t].double().numpy()
         scores = sigmoid(out["instance_logits"][0, :t].double().numpy())
         logit = float(out["logit"][0])
