@@ -130,18 +130,21 @@ def test_a_colour_cut_is_kept_as_a_scene_change_at_the_cut(tmp_path: Path) -> No
     assert scene_frame[..., 2].mean() > scene_frame[..., 0].mean()  # the blue shot
 
 
-def _pan(cut_frame: int | None = None) -> Callable[[int], np.ndarray]:
-    """A fast pan over a coarse red texture (a large, steady change every frame); from
-    ``cut_frame`` on, a blue texture (a cut)."""
+def _pan(
+    cut_frame: int | None = None, *, columns: int = 40, speed: int = 6
+) -> Callable[[int], np.ndarray]:
+    """A fast pan (``speed`` px a frame) over a coarse red texture (a large, steady change every
+    frame); from ``cut_frame`` on, a blue texture (a cut). The texture lasts
+    ``(8 * columns - 64) / speed`` frames."""
     rng = np.random.default_rng(3)
-    red = rng.integers(0, 100, (8, 40, 3), dtype=np.uint8)
+    red = rng.integers(0, 100, (8, columns, 3), dtype=np.uint8)
     red[..., 0] += 155
     blue = red[..., ::-1].copy()
     scenes = [texture.repeat(8, 0).repeat(8, 1) for texture in (red, blue)]
 
     def image_at(index: int) -> np.ndarray:
         texture = scenes[1 if cut_frame is not None and index >= cut_frame else 0]
-        return np.ascontiguousarray(texture[:, index * 6 : index * 6 + 64])
+        return np.ascontiguousarray(texture[:, index * speed : index * speed + 64])
 
     return image_at
 
@@ -154,6 +157,45 @@ def test_a_fast_pan_is_not_a_scene_change_but_a_cut_during_it_is(tmp_path: Path)
     with_cut = sample_frames(tmp_path / "pan_cut.mp4", config)
     scenes = [t for t, r in zip(with_cut.timestamps, with_cut.reasons, strict=True) if r == "scene"]
     assert scenes == pytest.approx([2.3])
+
+
+def _times(sampled: object, reason: str) -> list[float]:
+    return [t for t, r in zip(sampled.timestamps, sampled.reasons, strict=True) if r == reason]  # type: ignore[attr-defined]
+
+
+def test_skipping_non_reference_frames_keeps_the_cuts_and_the_grid(tmp_path: Path) -> None:
+    """A 30 fps H.264 clip with B-frames, a fast pan and a cut: decoding only the frames others
+    refer to finds the same cut and the same uniform grid, each a frame or two later at most,
+    takes no pan for a cut, and does not read the skipped tail as a truncated file."""
+    fps, step = 30, 1 / 30
+    for name, cut in (("pan30.mp4", None), ("pan30_cut.mp4", 70)):
+        encode_clip(
+            tmp_path / name,
+            seconds=4.0,
+            fps=fps,
+            width=64,
+            height=64,
+            image_at=_pan(cut, columns=56, speed=3),
+            options={"movflags": "+faststart"},  # index first: a cut-off copy still opens
+        )
+    every = SamplingConfig(rate=1.0, scene_threshold=0.1, skip_frames="none")
+    skipping = SamplingConfig(rate=1.0, scene_threshold=0.1, skip_frames="nonref")
+    full, skipped = (sample_frames(tmp_path / "pan30_cut.mp4", c) for c in (every, skipping))
+    assert full.frames_decoded == 120
+    assert skipped.frames_decoded < 0.75 * full.frames_decoded  # B-frames were not decoded
+    assert full.flags == skipped.flags == ()
+    assert _times(full, "scene") == pytest.approx([70 * step], abs=1e-6)
+    (cut_seen,) = _times(skipped, "scene")
+    assert 70 * step - 1e-6 <= cut_seen <= 72 * step + 1e-6
+    grid, seen = _times(full, "uniform"), _times(skipped, "uniform")
+    assert len(seen) == len(grid) == 4
+    assert all(a - 1e-6 <= b <= a + 2 * step + 1e-6 for a, b in zip(grid, seen, strict=True))
+    for config in (every, skipping):
+        assert "scene" not in sample_frames(tmp_path / "pan30.mp4", config).reasons
+    auto = sample_frames(tmp_path / "pan30_cut.mp4", SamplingConfig(scene_threshold=0.1))
+    assert auto.frames_decoded == skipped.frames_decoded  # auto skips at 30 fps
+    data = (tmp_path / "pan30_cut.mp4").read_bytes()
+    assert sample_frames(data[: len(data) // 2], skipping).flags == ("video_truncated",)
 
 
 def test_over_the_cap_scene_changes_stay_and_uniform_frames_thin_evenly(tmp_path: Path) -> None:
@@ -291,6 +333,7 @@ def test_sampling_config_rejects_bad_values_naming_the_field() -> None:
         ({"min_gap_s": -1}, "min_gap_s"),
         ({"max_side": 4}, "max_side"),
         ({"rate": float("nan")}, "rate"),
+        ({"skip_frames": "NONKEY"}, "skip_frames"),
     ]:
         with pytest.raises(ValueError, match=f"SamplingConfig.{field}"):
             SamplingConfig(**kwargs)  # type: ignore[arg-type]
