@@ -9,11 +9,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
 from tiny_registry import TinyStore, post_rows, serving, train_cli
 
+from ipguard.serving.load_test import post
 from ipguard.serving.predictors.video import VideoPredictor
 from ipguard.serving.video_contract import VIDEO_OUTPUT_COLUMNS
 
@@ -33,10 +35,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> TinyStore:
     return TinyStore(home, summary["uri"], summary["name"], summary["version"], model_dir, manifest)
 
 
+#: small request limits for the server (its process inherits them), so "too big" is a few KB
+LIMITS = {
+    "IPGUARD_MAX_VIDEO_ROWS": "4",
+    "IPGUARD_MAX_VIDEO_BYTES": "400000",
+    "IPGUARD_MAX_VIDEO_SECONDS": "30",
+}
+
+
 @pytest.fixture(scope="module")
 def server(store: TinyStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving(store, "challenger", tmp_path_factory.mktemp("server")) as url:
-        yield url
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in LIMITS.items():
+            env.setenv(name, value)
+        with serving(store, "challenger", tmp_path_factory.mktemp("server")) as url:
+            yield url
 
 
 def _clip(store: TinyStore, video_id: str) -> Path:
@@ -69,7 +82,9 @@ def test_a_path_and_a_base64_clip_with_a_transcript_are_scored_as_in_process(
     assert predictions[0]["flags"] == "transcript_empty"
     assert predictions[0]["transcript_score"] is None  # null, not NaN, in the JSON
     assert predictions[1]["flags"] == "" and predictions[1]["transcript_score"] is not None
-    local = VideoPredictor.load(store.model_dir).score(rows)
+    local_predictor = VideoPredictor.load(store.model_dir)
+    assert local_predictor.frame_tower == "onnx"  # training exported the frame tower
+    local = local_predictor.score(rows)
     np.testing.assert_allclose([p["score"] for p in predictions], local["score"], atol=1e-6)
 
 
@@ -94,3 +109,44 @@ def test_a_truncated_clip_returns_a_flag_and_a_score_not_an_error(
     assert garbage["score"] is not None and garbage["evidence_time_s"] is None
     assert empty["flags"] == "video_missing,transcript_empty,not_scored"
     assert empty["score"] is None and empty["decision"] == "review"
+
+
+def _refusal(url: str, rows: pd.DataFrame) -> str:
+    clean = rows.astype(object).where(rows.notna(), None)
+    body = json.dumps({"dataframe_split": clean.to_dict(orient="split", index=False)})
+    status, answer = post(url, body.encode())
+    assert status == 400, (status, answer[:300])
+    return json.loads(answer)["message"]
+
+
+def test_requests_over_the_video_limits_get_a_400_naming_the_limit(
+    server: str, store: TinyStore, tmp_path: Path
+) -> None:
+    clip = base64.b64encode(_clip(store, "V00003").read_bytes()).decode()
+    message = _refusal(server, pd.DataFrame({"video_id": list("abcde"), "video_b64": [clip] * 5}))
+    assert "request has 5 videos, over the limit of 4" in message
+    assert "IPGUARD_MAX_VIDEO_ROWS" in message
+
+    noise = base64.b64encode(np.random.default_rng(0).bytes(420_000)).decode()
+    message = _refusal(
+        server, pd.DataFrame({"video_id": ["ok", "huge"], "video_b64": [clip, noise]})
+    )
+    assert (
+        "row 1 (video_id 'huge'): video_b64 is" in message and "IPGUARD_MAX_VIDEO_BYTES" in message
+    )
+
+    long = tmp_path / "long.mp4"  # 40 s of a tiny still: a few KB, over the 30 s limit
+    with av.open(str(long), "w") as container:
+        stream = container.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        still = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for _ in range(80):
+            container.mux(stream.encode(still))
+        container.mux(stream.encode())
+    message = _refusal(server, pd.DataFrame({"video_id": ["long"], "video_path": [str(long)]}))
+    assert "row 0 (video_id 'long'): the video is 40.0 s long" in message
+    assert "IPGUARD_MAX_VIDEO_SECONDS" in message
+
+    # and the server goes on scoring what fits
+    (after,) = post_rows(server, pd.DataFrame({"video_id": ["after"], "video_b64": [clip]}))
+    assert after["score"] is not None and after["flags"] == "transcript_empty"

@@ -225,17 +225,46 @@ def sample_frames_base64(b64: str, config: SamplingConfig | None = None) -> Samp
     """
     if not isinstance(b64, str):
         raise TypeError(f"sample_frames_base64 expects a str; found {type(b64).__name__}")
-    where = f"base64 video ({len(b64)} characters)"
-    text = "".join(_DATA_URL_PREFIX.sub("", b64.strip()).split())
-    if not text:
-        return _failed(_Failure("video_missing", f"{where}: empty, no video sent"))
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        altchars = b"-_" if ("-" in text or "_" in text) else None
-        data = base64.b64decode(padded, altchars=altchars, validate=True)
-    except (binascii.Error, ValueError) as err:
-        return _failed(_Failure("video_unreadable", f"{where}: not valid base64 ({err})"))
-    return sample_frames(data, config)
+    data = _base64_bytes(b64)
+    return _failed(data) if isinstance(data, _Failure) else sample_frames(data, config)
+
+
+def base64_video_bytes(b64: str) -> bytes | None:
+    """The clip a REST payload carries, read as :func:`sample_frames_base64` reads it; None
+    when nothing was sent or it is not base64."""
+    data = _base64_bytes(b64)
+    return None if isinstance(data, _Failure) else data
+
+
+@dataclass(frozen=True)
+class VideoLength:
+    """How long a video says it is, from its container's header (nothing decoded)."""
+
+    seconds: float | None
+    """The declared duration; FFmpeg's estimate from the bit rate where the format declares
+    none (MPEG-TS); None when neither is known."""
+    frames: int | None
+    """Frames the stream declares, else ``seconds`` x its average rate; None when unknown."""
+    container: str
+
+
+def video_length(source: VideoSource) -> VideoLength | None:
+    """The length a video declares, or None when FFmpeg cannot open it (then decoding flags it).
+
+    Costs the container's header, not a decode: a service checks a request against its limits
+    before spending the decode on it."""
+    opened = _open(source, container_format=None)
+    if isinstance(opened, _Failure):
+        return None
+    with opened.container as container:
+        stream = opened.stream
+        seconds = opened.declared_s
+        if seconds is None and container.duration is not None:
+            seconds = container.duration / av.time_base
+        frames = int(stream.frames) if stream.frames else None
+        if frames is None and seconds is not None and opened.fps:
+            frames = math.ceil(seconds * opened.fps)
+        return VideoLength(seconds, frames, container.format.name)
 
 
 def iter_windows(
@@ -782,6 +811,19 @@ def _window(
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _base64_bytes(b64: str) -> bytes | _Failure:
+    where = f"base64 video ({len(b64)} characters)"
+    text = "".join(_DATA_URL_PREFIX.sub("", b64.strip()).split())
+    if not text:
+        return _Failure("video_missing", f"{where}: empty, no video sent")
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        altchars = b"-_" if ("-" in text or "_" in text) else None
+        return base64.b64decode(padded, altchars=altchars, validate=True)
+    except (binascii.Error, ValueError) as err:
+        return _Failure("video_unreadable", f"{where}: not valid base64 ({err})")
 
 
 def _failed(failure: _Failure) -> SampledVideo:

@@ -10,11 +10,15 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from ipguard.serving.predictors.video import VideoPredictor
+from ipguard.serving.request_limits import RequestTooLarge, in_scoring_server
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 from ipguard.serving.video_contract import with_nulls
+from ipguard.serving.video_limits import VideoLimits, check_video_request
 
 
 class VideoScreener(PythonModel):
@@ -28,6 +32,7 @@ class VideoScreener(PythonModel):
             context.artifacts[MODEL_DIR_ARTIFACT],
             frame_tower=str(config.get("frame_tower", "auto")),
         )
+        self.limits = VideoLimits.from_env()  # bind over REST only: see video_limits
 
     def predict(
         self,
@@ -36,6 +41,11 @@ class VideoScreener(PythonModel):
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if in_scoring_server():
+            try:
+                check_video_request(frame, self.limits)
+            except RequestTooLarge as err:  # MLflow answers this code with HTTP 400
+                raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
         return with_nulls(self.predictor.score(frame))
 
 
