@@ -143,6 +143,64 @@ def test_worse_challenger_is_refused_and_champion_stays(
     assert tags["exported_from"].startswith("model folder")
 
 
+@pytest.mark.slow
+def test_a_challenger_that_fails_on_the_recent_window_is_refused_naming_it(
+    store: TinyStore, frozen_manifest: Path, in_process: None, tmp_path: Path
+) -> None:
+    """Better on the frozen set, worse on the recent window: refused, and the tags say so.
+
+    The champion cannot rank (every listing scores alike: AP 0.5 on any balanced set); the
+    challenger is the trained model, perfect on the frozen labels. The recent window holds the
+    same listings with the labels turned over, as if the traffic had turned against the
+    model, so there the challenger ranks every infringing listing last (AP about 0.3 < 0.5).
+    """
+    from ipguard.jobs.export import export
+    from ipguard.jobs.promote import promote
+
+    client = store.client()
+    flat = tmp_path / "flat_model"
+    shutil.copytree(store.model_dir, flat)
+    weights = load_file(flat / "weights.safetensors")
+    weights["head.weight"].zero_()
+    save_file(weights, flat / "weights.safetensors")
+    champion = export(
+        compose("export", _overrides(store, f"model_dir={flat}", "onnx=false"))
+    ).registered.version
+    client.set_registered_model_alias(store.name, "champion", champion)
+    challenger = export(
+        compose("export", _overrides(store, f"model_dir={store.model_dir}", "onnx=false"))
+    ).registered.version
+    frozen = pd.read_csv(frozen_manifest)
+    recent = frozen_manifest.with_name("recent_window.csv")
+    turned = {"infringing": "genuine", "genuine": "infringing"}
+    frozen.assign(label=frozen["label"].map(turned)).to_csv(recent, index=False)
+    overrides = [
+        f"name={store.name}",
+        f"manifest={frozen_manifest}",
+        "rule.require_recall_at_reject=false",  # AP alone: the flat model's recall is arbitrary
+    ]
+
+    result = promote(compose("promote", _overrides(store, *overrides, f"recent={recent}")))
+
+    assert result.decision == "refused" and result.failed_on == ["recent"]
+    assert result.challenger_metrics["average_precision"] == pytest.approx(1.0)
+    assert result.recent is not None and not result.recent.passed
+    assert result.recent.challenger_metrics["average_precision"] < 0.5 - 0.01
+    assert "frozen evaluation set frozen_eval.csv passed" in result.reason
+    assert "recent window recent_window.csv failed: challenger ap" in result.reason
+    assert str(client.get_model_version_by_alias(store.name, "champion").version) == champion
+    tags = client.get_model_version(store.name, challenger).tags
+    assert tags["promotion_decision"] == "refused"
+    assert tags["promotion_failed_on"] == "recent"
+    assert tags["promotion_recent_manifest"] == str(recent.resolve())
+    assert float(tags["recent_champion_ap"]) == pytest.approx(0.5)
+    assert tags["promotion_recent_rows_evaluated"] == "80"
+
+    # the same challenger without the window: the frozen set alone lets it through
+    alone = promote(compose("promote", _overrides(store, *overrides)))
+    assert alone.promoted and alone.recent is None and alone.failed_on == []
+
+
 # --- the rule on plain numbers ----------------------------------------------------------------
 
 

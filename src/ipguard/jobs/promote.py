@@ -12,6 +12,12 @@ promoted or not, so the registry says why each version is or is not serving.
 The evaluation set is a labelled manifest (``manifest=PATH``), frozen by the team: its
 fingerprint is recorded with the decision. ``demo_holdout=true`` uses a demo set generated with a
 seed that no training default uses, for trying the gate on the demo data.
+
+A frozen set ages with the traffic it was drawn from. ``recent=PATH`` adds a **recent labelled
+window** (e.g. the last weeks of reviewers' and appeals' outcomes, as ``ipguard-feedback``
+wrote them): both versions are then scored on it too, the same rule is applied to it on its
+own, and the challenger is promoted only when it passes on both sets. The tags say which set
+failed (``promotion_failed_on``) and carry both sets' figures (``recent_challenger_ap`` ...).
 """
 
 from __future__ import annotations
@@ -26,19 +32,31 @@ from typing import Any
 import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ipguard.evaluation.metrics import headline_metrics
-from ipguard.evaluation.policy import Policy
 from ipguard.jobs.listings import Listings, load_listings
 from ipguard.jobs.run import announce, job_tracking
 from ipguard.jobs.scoring import score_listings
-from ipguard.models.loading import load_model
+from ipguard.models.loading import LoadedModel, load_model
 from ipguard.registry.promotion import COMPARED, SHORT, GateRule, gate
 
 PROMOTED = "promoted"
 REFUSED = "refused"
 UNCHANGED = "unchanged"
+
+
+@dataclass
+class SetVerdict:
+    """The rule applied to both versions' figures on one labelled set."""
+
+    passed: bool
+    reason: str
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+    manifest: Path
+    fingerprint: str
+    rows: dict[str, int]
 
 
 @dataclass
@@ -58,6 +76,10 @@ class PromotionResult:
     fingerprint: str = ""
     rows: dict[str, int] = field(default_factory=dict)
     tracking_uri: str = ""
+    recent: SetVerdict | None = None
+    """The verdict on the recent labelled window (``recent=PATH``); None without one."""
+    failed_on: list[str] = field(default_factory=list)
+    """``frozen`` and/or ``recent``: the sets on which the challenger failed the rule."""
 
     @property
     def promoted(self) -> bool:
@@ -66,16 +88,24 @@ class PromotionResult:
     def summary_line(self) -> str:
         ap = self.challenger_metrics.get("average_precision", math.nan)
         champion_ap = self.champion_metrics.get("average_precision", math.nan)
+        recent = ""
+        if self.recent is not None:
+            recent_ap = self.recent.challenger_metrics.get("average_precision", math.nan)
+            recent_champion = self.recent.champion_metrics.get("average_precision", math.nan)
+            recent = (
+                f"recent_challenger_ap={recent_ap:.4f} recent_champion_ap={recent_champion:.4f} "
+            )
         return (
             f"ipguard: {self.decision} {self.name} v{self.challenger_version} "
             f"(champion was {'v' + self.champion_version if self.champion_version else 'none'}) "
-            f"challenger_ap={ap:.4f} champion_ap={champion_ap:.4f} reason={self.reason!r} "
-            f"tracking_uri={self.tracking_uri}"
+            f"challenger_ap={ap:.4f} champion_ap={champion_ap:.4f} {recent}"
+            f"reason={self.reason!r} tracking_uri={self.tracking_uri}"
         )
 
 
 def promote(cfg: DictConfig) -> PromotionResult:
-    """Evaluate challenger and champion on the frozen set; move ``champion`` if the gate passes."""
+    """Evaluate challenger and champion on the frozen set (and the recent window, when
+    ``recent`` is set); move ``champion`` only if the gate passes on each."""
     rule = GateRule(**OmegaConf.to_container(cfg.rule, resolve=True))  # type: ignore[arg-type]
     tracking_uri = job_tracking(cfg).uri
     client = MlflowClient(tracking_uri)
@@ -94,18 +124,31 @@ def promote(cfg: DictConfig) -> PromotionResult:
         return result
 
     with tempfile.TemporaryDirectory(prefix="ipguard-promote-") as scratch:
-        listings = _evaluation_set(cfg, Path(scratch))
-        outputs = {"challenger": _score(name, challenger, listings, Path(scratch), cfg)}
-        if champion is not None:
-            outputs["champion"] = _score(name, champion, listings, Path(scratch), cfg)
-    metrics, rows = _compare(outputs, listings.frame["label"].to_numpy())
-    promote_it, reason = gate(metrics["challenger"], metrics.get("champion"), rule)
+        folder = Path(scratch)
+        versions = {"challenger": challenger, "champion": champion}
+        models = {
+            role: load_model(f"models:/{name}/{v}", folder / f"v{v}")
+            for role, v in versions.items()
+            if v is not None
+        }
+        frozen = _judge(models, _evaluation_set(cfg, folder), rule, cfg)
+        recent = None
+        if cfg.get("recent"):
+            recent = _judge(models, _recent_window(cfg, folder), rule, cfg)
+    result.failed_on = [
+        label for label, v in (("frozen", frozen), ("recent", recent)) if v and not v.passed
+    ]
+    promote_it = not result.failed_on
     result.decision = PROMOTED if promote_it else REFUSED
-    result.reason = reason
-    result.challenger_metrics = metrics["challenger"]
-    result.champion_metrics = metrics.get("champion", {})
-    rows["rejected"] = int(listings.rows.get("rejected", 0))  # invalid rows (quarantine)
-    result.manifest, result.fingerprint, result.rows = listings.manifest, listings.fingerprint, rows
+    result.reason = _reason(frozen, recent)
+    result.challenger_metrics = frozen.challenger_metrics
+    result.champion_metrics = frozen.champion_metrics
+    result.manifest, result.fingerprint, result.rows = (
+        frozen.manifest,
+        frozen.fingerprint,
+        frozen.rows,
+    )
+    result.recent = recent
     if promote_it:
         client.set_registered_model_alias(name, str(cfg.champion_alias), challenger)
     _tag(client, result, rule)
@@ -131,17 +174,48 @@ def _evaluation_set(cfg: DictConfig, scratch: Path) -> Listings:
     return load_listings(cfg, scratch, None, scratch)
 
 
-def _score(
-    name: str, version: str, listings: Listings, scratch: Path, cfg: DictConfig
-) -> tuple[Any, Policy | None]:
-    """One version's output on every listing, through the served pyfunc.
+def _recent_window(cfg: DictConfig, scratch: Path) -> Listings:
+    """The recent labelled window, read with the frozen set's options, as a whole."""
+    window = cfg.copy()
+    with open_dict(window):
+        window.manifest, window.split = str(cfg.recent), None
+    listings = load_listings(window, scratch / "recent", None, scratch)
+    return listings
 
-    Loaded by version number, not alias, so the version judged is the version promoted even if
-    someone moves an alias meanwhile.
+
+def _judge(
+    models: dict[str, LoadedModel], listings: Listings, rule: GateRule, cfg: DictConfig
+) -> SetVerdict:
+    """Both versions scored on one set through the served pyfunc, and the rule applied.
+
+    The models are loaded by version number, not alias, so the version judged is the version
+    promoted even if someone moves an alias meanwhile.
     """
-    model = load_model(f"models:/{name}/{version}", scratch / f"v{version}")
-    scored = score_listings(model.scorer, listings.frame, listings.root, int(cfg.batch_size))
-    return scored, model.policy
+    outputs = {
+        role: (
+            score_listings(model.scorer, listings.frame, listings.root, int(cfg.batch_size)),
+            model.policy,
+        )
+        for role, model in models.items()
+    }
+    metrics, rows = _compare(outputs, listings.frame["label"].to_numpy())
+    passed, reason = gate(metrics["challenger"], metrics.get("champion"), rule)
+    rows["rejected"] = int(listings.rows.get("rejected", 0))  # invalid rows (quarantine)
+    return SetVerdict(
+        passed, reason, metrics["challenger"], metrics.get("champion", {}),
+        listings.manifest, listings.fingerprint, rows,
+    )  # fmt: skip
+
+
+def _reason(frozen: SetVerdict, recent: SetVerdict | None) -> str:
+    """The frozen set's reason as before; with a recent window, each set's, named."""
+    if recent is None:
+        return frozen.reason
+    parts = []
+    for label, verdict in (("frozen evaluation set", frozen), ("recent window", recent)):
+        state = "passed" if verdict.passed else "failed"
+        parts.append(f"{label} {verdict.manifest.name} {state}: {verdict.reason}")
+    return "; ".join(parts)
 
 
 def _compare(
@@ -177,7 +251,19 @@ def _tag(client: Any, result: PromotionResult, rule: GateRule) -> None:
         "promotion_data_fingerprint": result.fingerprint,
         "promotion_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **{f"promotion_rows_{k}": str(v) for k, v in result.rows.items()},
+        "promotion_failed_on": ",".join(result.failed_on) or "none",
     }
+    if result.recent is not None:
+        tags["promotion_recent_manifest"] = str(result.recent.manifest)
+        tags["promotion_recent_data_fingerprint"] = result.recent.fingerprint
+        tags["promotion_recent_reason"] = result.recent.reason
+        tags.update({f"promotion_recent_rows_{k}": str(v) for k, v in result.recent.rows.items()})
+        for role, metrics in (
+            ("challenger", result.recent.challenger_metrics),
+            ("champion", result.recent.champion_metrics),
+        ):
+            for key, value in metrics.items():
+                tags[f"recent_{role}_{SHORT.get(key, key)}"] = f"{value:.4f}"
     for role, metrics in (
         ("challenger", result.challenger_metrics),
         ("champion", result.champion_metrics),
