@@ -42,6 +42,7 @@ from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE, add_onn
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import SPEC_FILE, ModelSpec
+from ipguard.serving.video_onnx import add_frame_tower_onnx
 
 UNKNOWN = "unknown"
 
@@ -90,6 +91,8 @@ def export(cfg: DictConfig) -> ExportResult:
     parity = None
     if cfg.onnx and model_kind(source.spec.kind).onnx:
         parity = add_onnx(_network(source), source.spec, source.folder)
+    elif cfg.onnx and source.spec.kind == "video":  # its frame tower, from the folder's weights
+        parity = add_frame_tower_onnx(source.spec, source.folder)
     source.spec.save(source.folder)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -34,6 +34,7 @@ from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
 from ipguard.serving.onnx import add_onnx
+from ipguard.serving.video_onnx import add_frame_tower_onnx
 from ipguard.text.language import detect_languages
 
 log = logging.getLogger(__name__)
@@ -379,6 +380,8 @@ def _register(
     )
     if cfg.get("onnx") and model_kind(spec.kind).onnx:
         add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
+    elif cfg.get("onnx") and spec.kind == "video":  # its frame tower, parity-checked
+        add_frame_tower_onnx(spec, model_dir, model.network)
     tags = {
         "git_commit": git_commit(),
         "data_fingerprint": dm.fingerprint,
