@@ -88,7 +88,7 @@ def forward_call(scorer: Any, batch: pd.DataFrame) -> Callable[[], Any]:
     predictor = scorer.predictor
     inputs = collect_inputs(batch)
     ready = predictor.network_inputs(inputs, list(range(len(inputs))))
-    return lambda: predictor.forward(*ready)
+    return lambda: predictor.forward(ready)
 
 
 def time_rounds(

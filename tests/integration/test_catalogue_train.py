@@ -46,6 +46,7 @@ def test_semicolon_catalogue_with_own_labels_trains_and_registers_on_defaults(
             "data.image_size=64",  # the run is shrunk, not the defaults: size and epochs only
             "trainer.max_epochs=2",
             "trainer.enable_progress_bar=false",
+            "onnx=false",  # the fused ONNX export is tested on its own (test_onnx_text_fusion)
         ],
     )
     result = train(cfg)

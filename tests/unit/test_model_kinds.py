@@ -18,7 +18,7 @@ from ipguard.nets.stacker import STACK_FEATURE_NAMES
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import pip_requirements
 from ipguard.serving.kinds import KINDS, ModelKind, model_kind
-from ipguard.serving.onnx import add_onnx
+from ipguard.serving.onnx import add_onnx, onnx_form
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.spec import ONNX_FILE, ModelSpec
 
@@ -157,11 +157,14 @@ def test_onnx_flag_is_what_the_exporter_handles(kind: ModelKind, tmp_path: Path)
         with pytest.raises(ValueError, match="serves on 'torch' only"):
             build_predictor(spec, tmp_path, runtime="onnx")
         return
-    # an ONNX kind's network takes one image tensor, which is what export_onnx traces
+    # an ONNX kind has a form, and what it traces takes the graph's inputs: the image network
+    # itself (one image tensor), or the tensors-only wrapper of a network that reads strings
+    form = onnx_form(kind.name)
     network = kind.network_class()
     assert network is not None
-    params = [p for p in inspect.signature(network.forward).parameters if p != "self"]
-    assert len(params) == 1
+    traced = network if form.inputs == ("images",) else form.graph
+    params = [p for p in inspect.signature(traced.forward).parameters if p != "self"]
+    assert len(params) == len(form.inputs)
 
 
 def test_unknown_kind_is_refused_by_the_spec_with_the_known_ones(tmp_path: Path) -> None:

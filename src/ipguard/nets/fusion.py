@@ -154,9 +154,21 @@ class FusionNetwork(nn.Module):
         texts = list(texts)
         if image_features is None:
             image_features = self.image.embed(images)
-        text_features = self.text.embed(texts)
+        text_on = text_presence(texts, image_features.device)
+        return self.fuse(image_features, image_present, self.text.embed(texts), text_on, tabular)
+
+    def fuse(
+        self,
+        image_features: torch.Tensor,
+        image_present: torch.Tensor,
+        text_features: torch.Tensor,
+        text_present: torch.Tensor,
+        tabular: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`forward` after both towers' features: the tensors-only half, which the ONNX
+        form (:mod:`ipguard.nets.graphs`) shares, so the graph cannot fuse differently."""
         image_on = image_present.to(image_features.dtype).reshape(-1)
-        text_on = text_presence(texts, image_features.device).to(image_features.dtype)
+        text_on = text_present.to(image_features.dtype).reshape(-1)
         keep_image, keep_text = self._keep_masks(image_on, text_on)
         fused = torch.cat(
             [

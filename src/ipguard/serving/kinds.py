@@ -28,7 +28,7 @@ class ModelKind:
     registered_model: str
     #: the network (or fitted estimator) the predictor rebuilds; None: it has none of its own
     network: str | None
-    #: whether its network is one ``images -> logits`` graph that ONNX export handles
+    #: whether its network exports to ONNX (its form: ``ipguard.serving.onnx.FORMS``)
     onnx: bool = False
     #: distributions its pyfunc imports beyond the common serving stack (pinned exactly)
     serving_distributions: tuple[str, ...] = ()
@@ -76,6 +76,7 @@ KINDS: dict[str, ModelKind] = {
             predictor=f"{_PREDICTORS}.text.NeuralTextPredictor",
             registered_model="ipguard-text",
             network="ipguard.nets.text.HashedTextNetwork",
+            onnx=True,  # as hashed n-gram ids (ipguard.nets.graphs.HashedTextGraph)
         ),
         ModelKind(
             "text_minilm",
@@ -93,6 +94,7 @@ KINDS: dict[str, ModelKind] = {
             predictor=f"{_PREDICTORS}.fusion.FusionPredictor",
             registered_model="ipguard-listing",
             network="ipguard.nets.fusion.FusionNetwork",
+            onnx=True,  # photos of the rows that have one, n-gram ids, tabular features
         ),
         ModelKind(
             "late_fusion",

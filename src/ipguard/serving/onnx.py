@@ -1,10 +1,17 @@
-"""The image network as an ONNX graph, so screening services can run it on ONNX Runtime.
+"""Networks as ONNX graphs, so screening services can run them on ONNX Runtime.
 
 ONNX Runtime scores a CPU batch faster than eager PyTorch (see ``benchmarks/serving_latency.py``)
 and needs no autograd machinery; the graph is exported once, beside the safetensors weights,
 and the served model picks it by option (``model_config={"runtime": "onnx"}``). An export is
-only kept if ONNX Runtime reproduces the PyTorch logits within :data:`PARITY_TOLERANCE` on a
-real batch: a silently different model in production would be worse than a slower one.
+only kept if ONNX Runtime reproduces the PyTorch outputs within :data:`PARITY_TOLERANCE` on
+real batches: a silently different model in production would be worse than a slower one.
+
+Three kinds have an ONNX form (:data:`FORMS`, the kinds table's ``onnx`` flag): the image
+network (``images -> logits``), the hashed-text network and the fused network. The last two
+take strings, so what is exported is their tensors-only form (:mod:`ipguard.nets.graphs`:
+hashed n-gram ids, and for the fused network the images of the rows that have one), which is
+also what their PyTorch runtime calls. Every input's first axis is free (batch size, number of
+images, number of n-grams).
 
 Files in the model folder: ``model.onnx`` (the graph), ``model.onnx.data`` (its weights, which
 torch's exporter writes beside the graph) and ``onnx_parity.json`` (the parity check's result).
@@ -13,6 +20,11 @@ torch's exporter writes beside the graph) and ``onnx_parity.json`` (the parity c
 from __future__ import annotations
 
 import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ipguard.nets.graphs import FusionGraph, HashedTextGraph, NgramBatch, fusion_text_inputs
 from ipguard.serving.kinds import model_kind
 from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE
 
@@ -32,13 +45,187 @@ PARITY_TOLERANCE = 1e-4
 #: ONNX opset of the graph; 18 is what torch's exporter targets and ORT >= 1.16 runs
 OPSET = 18
 
+Feeds = dict[str, np.ndarray]
+
 
 class OnnxParityError(RuntimeError):
     """ONNX Runtime does not reproduce the PyTorch network closely enough to serve it."""
 
 
+@dataclass(frozen=True)
+class OnnxForm:
+    """How one kind's network becomes a graph, and the batches that prove it."""
+
+    #: the module that is traced (and that the PyTorch runtime of the kind calls)
+    graph: Callable[[nn.Module], nn.Module]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    #: each input's free first axis, by name; inputs that share a name share a size
+    axes: Mapping[str, str]
+    #: (spec, graph, generator) -> the traced example, then the parity batches
+    batches: Callable[[Any, nn.Module, torch.Generator], tuple[Feeds, list[Feeds]]]
+
+
+_WORDS = (
+    "replica",
+    "watch",
+    "genuine",
+    "leather",
+    "bag",
+    "1:1",
+    "AAA",
+    "Lumenor",
+    "копия",
+    "コピー",
+)
+
+
+def _texts(n: int, generator: torch.Generator) -> list[str]:
+    """``n`` listing-like texts of random words; the last one empty (a listing without text)."""
+    picks = torch.randint(len(_WORDS), (n, 4), generator=generator).tolist()
+    return [" ".join(_WORDS[i] for i in row) for row in picks[:-1]] + [""]
+
+
+def _image_size(spec: Any) -> int:
+    return int(spec.preprocessing.get("image_size") or spec.network["image_size"])
+
+
+def _image_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Feeds, list[Feeds]]:
+    size = _image_size(spec)
+
+    def images(n: int) -> Feeds:
+        return {INPUT_NAME: torch.randn(n, 3, size, size, generator=gen).numpy()}
+
+    # parity on batch sizes other than the example's proves the batch axis is free
+    return images(2), [images(5), images(1)]
+
+
+def _text_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Feeds, list[Feeds]]:
+    buckets = graph.network.n_buckets
+
+    def texts(n: int) -> Feeds:
+        return NgramBatch.of(_texts(n, gen), buckets).feeds()
+
+    return texts(3), [texts(7), NgramBatch.of(["Lumenor"], buckets).feeds()]
+
+
+def _fusion_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Feeds, list[Feeds]]:
+    config = graph.network.config
+    size, width = _image_size(spec), config.tabular_dim + config.reference_dim
+
+    def rows(n: int, with_images: int) -> Feeds:
+        feeds = fusion_text_inputs(_texts(n, gen), config.n_buckets)
+        shown = max(with_images, 1)  # no image at all: one blank image for the pad row n
+        image_rows = np.arange(with_images) if with_images else np.array([n])
+        return {
+            "images": torch.randn(shown, 3, size, size, generator=gen).numpy()
+            * (1.0 if with_images else 0.0),
+            "image_rows": image_rows.astype(np.int64),
+            **feeds,
+            "tabular": torch.randn(n, width, generator=gen).numpy(),
+        }
+
+    # mixed batches with and without photos and text, one listing, and no photo at all
+    return rows(3, 2), [rows(7, 4), rows(1, 1), rows(4, 0)]
+
+
+FORMS: dict[str, OnnxForm] = {
+    "image": OnnxForm(
+        graph=lambda network: network.eval(),
+        inputs=(INPUT_NAME,),
+        outputs=(OUTPUT_NAME,),
+        axes={INPUT_NAME: "batch"},
+        batches=_image_batches,
+    ),
+    "text_fasttext": OnnxForm(
+        graph=HashedTextGraph,
+        inputs=HashedTextGraph.INPUTS,
+        outputs=HashedTextGraph.OUTPUTS,
+        axes={"ngram_ids": "ngrams", "ngram_rows": "ngrams", "ngram_counts": "batch"},
+        batches=_text_batches,
+    ),
+    "fusion": OnnxForm(
+        graph=FusionGraph,
+        inputs=FusionGraph.INPUTS,
+        outputs=FusionGraph.OUTPUTS,
+        axes={
+            "images": "images",
+            "image_rows": "images",
+            "ngram_ids": "ngrams",
+            "ngram_rows": "ngrams",
+            "ngram_counts": "batch",
+            "text_present": "batch",
+            "tabular": "batch",
+        },
+        batches=_fusion_batches,
+    ),
+}
+
+
+def onnx_form(kind: str) -> OnnxForm:
+    """The ONNX form of a kind whose table row says ``onnx=True``."""
+    if kind not in FORMS:
+        raise ValueError(f"model kind {kind!r} has no ONNX form; forms exist for {sorted(FORMS)}")
+    return FORMS[kind]
+
+
+def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: Feeds) -> Path:
+    """Write ``graph`` as ``<folder>/model.onnx`` (+ ``model.onnx.data``), every axis in
+    ``form.axes`` free. ``example`` must have at least 2 along each of them: the exporter
+    specialises a dimension of size 1 to a constant."""
+    for name in form.inputs:
+        if name in form.axes and example[name].shape[0] < 2:
+            raise ValueError(
+                f"export_graph: expected at least 2 along the first axis of the example's "
+                f"{name!r} (a size of 1 would be frozen into the graph), found "
+                f"{example[name].shape[0]}"
+            )
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ONNX_FILE
+    for stale in (path, out_dir / ONNX_DATA_FILE, out_dir / PARITY_FILE):
+        stale.unlink(missing_ok=True)  # a graph of older weights must never survive a re-export
+    dims = {axis: torch.export.Dim(axis, min=1) for axis in set(form.axes.values())}
+    graph = graph.eval()
+    with _quiet_exporter():
+        torch.onnx.export(
+            graph,
+            tuple(torch.from_numpy(example[name]) for name in form.inputs),
+            str(path),
+            input_names=list(form.inputs),
+            output_names=list(form.outputs),
+            dynamic_shapes=tuple(
+                {0: dims[form.axes[name]]} if name in form.axes else None for name in form.inputs
+            ),
+            opset_version=OPSET,
+            external_data=True,
+            dynamo=True,
+            verbose=False,  # no '[torch.onnx] ...' progress lines in a service's or CI's log
+        )
+    return path
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """No exporter chatter in a training run's log: the graph optimiser's per-initialiser INFO
+    lines and notes about its own choices, and the warning that two inputs sharing an axis
+    (the images and their row numbers) share its name -- which is what they are meant to do.
+    Errors still surface; the parity check is what says whether the graph is right."""
+    loggers = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def export_onnx(network: nn.Module, folder: str | Path, example: torch.Tensor) -> Path:
-    """Write ``network`` as ``<folder>/model.onnx`` (+ ``model.onnx.data``), batch size free.
+    """Write the image ``network`` as ``<folder>/model.onnx`` (+ ``model.onnx.data``), batch free.
 
     ``example`` is an image batch of the served shape ``(B, 3, H, W)``; only its batch dimension
     is left dynamic, so the graph accepts any number of listings at the trained image size.
@@ -54,30 +241,12 @@ def export_onnx(network: nn.Module, folder: str | Path, example: torch.Tensor) -
             f"export_onnx: expected an example batch of at least 2 images (a batch of 1 would be "
             f"frozen into the graph), found {example.shape[0]}"
         )
-    out_dir = Path(folder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / ONNX_FILE
-    for stale in (path, out_dir / ONNX_DATA_FILE, out_dir / PARITY_FILE):
-        stale.unlink(missing_ok=True)  # a graph of older weights must never survive a re-export
-    batch = torch.export.Dim("batch", min=1)
-    network = network.eval()
-    torch.onnx.export(
-        network,
-        (example,),
-        str(path),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes={_forward_argument(network): {0: batch}},
-        opset_version=OPSET,
-        external_data=True,
-        dynamo=True,
-        verbose=False,  # no '[torch.onnx] ...' progress lines in a service's or CI's log
-    )
-    return path
+    _forward_argument(network)  # one image tensor in, or a clear error
+    return export_graph(network, folder, FORMS["image"], {INPUT_NAME: example.numpy()})
 
 
 def open_session(folder: str | Path) -> onnxruntime.InferenceSession:
-    """An ONNX Runtime CPU session on ``<folder>/model.onnx`` (input ``images``, output logits)."""
+    """An ONNX Runtime CPU session on ``<folder>/model.onnx``."""
     import onnxruntime as ort
 
     path = Path(folder) / ONNX_FILE
@@ -95,64 +264,102 @@ def open_session(folder: str | Path) -> onnxruntime.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def check_parity(network: nn.Module, folder: str | Path, batch: torch.Tensor) -> float:
-    """Max |PyTorch - ONNX Runtime| logit on ``batch``; recorded in ``onnx_parity.json``.
+def runtime_session(folder: str | Path, runtime: str) -> onnxruntime.InferenceSession | None:
+    """The session a predictor runs on ``runtime='onnx'``; None on ``'torch'``.
 
-    Raises :class:`OnnxParityError` (after recording) when it is not below
-    :data:`PARITY_TOLERANCE`, so a bad graph never ships.
+    Where ONNX Runtime is not installed (a slim service image), the model still serves, on
+    PyTorch from the same weights, with a warning: the graph is an optimisation, not the model.
+    A missing graph stays an error (:func:`open_session`): the caller asked for a form the
+    model folder does not have.
     """
+    if runtime != "onnx":
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        warnings.warn(
+            f"runtime='onnx' for {folder}: onnxruntime is not installed, so this model serves "
+            "on PyTorch (same weights, same scores within 1e-4); pip install onnxruntime",
+            stacklevel=2,
+        )
+        return None
+    return open_session(folder)
+
+
+def check_graph_parity(
+    graph: nn.Module, folder: str | Path, batches: list[Feeds], inputs: tuple[str, ...]
+) -> float:
+    """Max |PyTorch - ONNX Runtime| over every output of ``graph`` on ``batches`` (``inputs``:
+    the graph's forward arguments, in order, by their names in the feeds); recorded in
+    ``onnx_parity.json``. Raises :class:`OnnxParityError` (after recording) when it is not
+    below :data:`PARITY_TOLERANCE`, so a bad graph never ships."""
     import onnxruntime as ort
 
-    with torch.inference_mode():
-        expected = network.eval()(batch).numpy()
-    found = open_session(folder).run(None, {INPUT_NAME: batch.numpy()})[0]
-    diff = float(np.max(np.abs(np.asarray(found).reshape(-1) - expected.reshape(-1))))
+    session = open_session(folder)
+    diff = 0.0
+    for feeds in batches:
+        with torch.inference_mode():
+            expected = graph.eval()(*(torch.from_numpy(feeds[name]) for name in inputs))
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        found = session.run(None, feeds)
+        for want, got in zip(expected, found, strict=True):
+            gap = np.abs(np.asarray(got).reshape(-1) - want.numpy().reshape(-1))
+            diff = max(diff, float(gap.max(initial=0.0)))
     record = {
         "max_abs_diff": diff,
         "tolerance": PARITY_TOLERANCE,
-        "batch_shape": list(batch.shape),
+        "batch_shape": list(next(iter(batches[0].values())).shape),
+        "batches": [{name: list(value.shape) for name, value in f.items()} for f in batches],
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
     }
     (Path(folder) / PARITY_FILE).write_text(json.dumps(record, indent=2) + "\n")
     if not diff < PARITY_TOLERANCE:
+        sizes = ", ".join(str(len(next(iter(f.values())))) for f in batches)
         raise OnnxParityError(
-            f"{Path(folder) / ONNX_FILE}: ONNX Runtime logits differ from PyTorch by up to "
-            f"{diff:.3g} on a batch of {batch.shape[0]} (expected < {PARITY_TOLERANCE}); "
+            f"{Path(folder) / ONNX_FILE}: ONNX Runtime outputs differ from PyTorch by up to "
+            f"{diff:.3g} on batches of {sizes} (expected < {PARITY_TOLERANCE}); "
             "serve this model with runtime='torch' or export with onnx=false"
         )
     return diff
+
+
+def check_parity(network: nn.Module, folder: str | Path, batch: torch.Tensor) -> float:
+    """:func:`check_graph_parity` of an image network on one image ``batch``."""
+    return check_graph_parity(network, folder, [{INPUT_NAME: batch.numpy()}], (INPUT_NAME,))
 
 
 def add_onnx(network: nn.Module, spec: Any, folder: str | Path, *, seed: int = 0) -> float | None:
     """Export and parity-check ``network`` for a written model folder; note it in ``spec``.
 
     Returns the parity (max abs diff), or None when the spec's kind has no ONNX form
-    (``ModelKind.onnx``: text and fused models take strings and tables, not one image tensor).
-    ``spec.extras["onnx"]`` says which files hold the graph and how close it is; the caller
-    saves the spec.
+    (``ModelKind.onnx``: the TF-IDF pipeline, MiniLM, late fusion and video serve on PyTorch).
+    ``spec.extras["onnx"]`` says which files hold the graph, its inputs and how close it is;
+    the caller saves the spec.
     """
     if not model_kind(spec.kind).onnx:
         return None
-    size = int(spec.preprocessing.get("image_size") or spec.network["image_size"])
+    form = onnx_form(spec.kind)
+    graph = form.graph(network)
     generator = torch.Generator().manual_seed(seed)
-    example = torch.randn(2, 3, size, size, generator=generator)
-    export_onnx(network, folder, example)
-    # parity on a batch size that differs from the example's proves the batch axis is free
-    diff = check_parity(network, folder, torch.randn(5, 3, size, size, generator=generator))
+    example, parity_batches = form.batches(spec, graph, generator)
+    export_graph(graph, folder, form, example)
+    diff = check_graph_parity(graph, folder, parity_batches, form.inputs)
     spec.extras["onnx"] = {
         "file": ONNX_FILE,
         "data_file": ONNX_DATA_FILE,
-        "input": INPUT_NAME,
-        "output": OUTPUT_NAME,
+        "inputs": list(form.inputs),
+        "outputs": list(form.outputs),
         "opset": OPSET,
         "parity_max_abs_diff": diff,
     }
+    if form.inputs == (INPUT_NAME,):
+        spec.extras["onnx"].update(input=INPUT_NAME, output=OUTPUT_NAME)
     return diff
 
 
 def _forward_argument(network: nn.Module) -> str:
-    """Name of the forward argument that takes the images (``dynamic_shapes`` is keyed by it)."""
+    """Name of the forward argument that takes the images (an image form has one input)."""
     import inspect
 
     params = [p for p in inspect.signature(network.forward).parameters if p != "self"]

@@ -4,8 +4,12 @@ Both rebuild everything from the spec and the model folder: the network from
 ``spec.network`` and its safetensors weights (or, for late fusion, the base models copied
 into the folder), the image preprocessing from ``spec.preprocessing`` through
 :class:`~ipguard.serving.predictors.image.ImageTower`, and the tabular features from the
-featurizer stored in ``spec.extras["tabular"]``. A row without a usable image is scored with
-a zero image and ``image_present=0``, exactly as the network saw such rows in training.
+featurizer stored in ``spec.extras["tabular"]``. The fused network runs in its tensors-only
+form (:class:`~ipguard.nets.graphs.FusionGraph`), on PyTorch or, with ``runtime="onnx"``, on
+ONNX Runtime from the folder's graph: the image tower sees only the rows that have a usable
+photo, and the others are scored with ``image_present=0`` and zero image features, which the
+head multiplies away -- the score such a row gets from the network with a blank picture, at
+none of the image tower's cost (a text-only batch runs no image tower at all).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from ipguard.brands.references import BrandReferences
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.logistic import sigmoid
 from ipguard.nets.fusion import FusionConfig, FusionNetwork
+from ipguard.nets.graphs import FusionGraph, fusion_text_inputs
 from ipguard.nets.stacker import predict_stacker, stack_feature_names
 from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.onnx import runtime_session
 from ipguard.serving.predictors.image import ImageTower
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
@@ -62,6 +68,9 @@ class FusionPredictor:
         self.network = FusionNetwork(FusionConfig(**spec.network))
         load_model(self.network, str(Path(folder) / WEIGHTS_FILE))
         self.network.eval()
+        self.graph = FusionGraph(self.network)
+        #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
+        self.session = runtime_session(folder, runtime)
         self.image_size = int(spec.preprocessing["image_size"])
         self.tower = ImageTower(self.network.image, spec.preprocessing)
         self.featurizer = _featurizer(spec, folder)
@@ -71,6 +80,8 @@ class FusionPredictor:
         self.last_facts: list[dict[str, Any]] | None = None
 
     def _images(self, inputs: ScoringInputs, chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every row's image tensor (zeros without a photo) and presence: the network's own
+        input, which the saliency maps (``serving.explain``) differentiate."""
         images = torch.zeros(len(chunk), 3, self.image_size, self.image_size)
         present = torch.zeros(len(chunk))
         usable = [k for k, i in enumerate(chunk) if inputs.images[i] is not None]
@@ -94,36 +105,57 @@ class FusionPredictor:
         return np.concatenate([tabular, found.matrix], axis=1), found.evidence
 
     def network_inputs(
-        self, inputs: ScoringInputs, chunk: list[int], tabular: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
-        """What the network reads for the rows ``chunk``: images, image presence, model texts
-        and tabular features (``tabular``: all rows' features, computed here when None)."""
-        if tabular is None:
-            tabular = torch.from_numpy(self.tabular_input(inputs)[0])
-        images, present = self._images(inputs, chunk)
-        texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
-        return images, present, texts, tabular[chunk]
-
-    def forward(
-        self, images: torch.Tensor, present: torch.Tensor, texts: list[str], tabular: torch.Tensor
+        self, inputs: ScoringInputs, chunk: list[int], tabular: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        """The network's three logits for one chunk, as float64 arrays."""
-        with torch.inference_mode():
-            out = self.network(images, present, texts, tabular)
-        return {name: value.double().numpy() for name, value in out.items()}
+        """What the network reads for the rows ``chunk`` (the :class:`FusionGraph` inputs, by
+        name): the photos of the rows that have one and which rows those are, the hashed model
+        texts and their presence, the tabular features (``tabular``: all rows' features,
+        computed here when None)."""
+        if tabular is None:
+            tabular = self.tabular_input(inputs)[0]
+        shown = [k for k, i in enumerate(chunk) if inputs.images[i] is not None]
+        size = self.image_size
+        images = (
+            self.tower.tensor(inputs, [chunk[k] for k in shown]).numpy()
+            if shown
+            else np.zeros((0, 3, size, size), dtype=np.float32)
+        )
+        texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
+        return {
+            "images": images,
+            "image_rows": np.asarray(shown, dtype=np.int64),
+            **fusion_text_inputs(texts, self.network.config.n_buckets),
+            "tabular": np.ascontiguousarray(tabular[chunk], dtype=np.float32),
+        }
+
+    def forward(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The network's three logits for one chunk's :meth:`network_inputs`, as float64."""
+        if self.session is not None:
+            if len(feeds["image_rows"]) == 0:  # a graph takes no empty image batch: pad row B
+                size, rows = self.image_size, len(feeds["tabular"])
+                blank = np.zeros((1, 3, size, size), dtype=np.float32)
+                feeds = {**feeds, "images": blank, "image_rows": np.array([rows], np.int64)}
+            out = self.session.run(list(FusionGraph.OUTPUTS), feeds)
+        else:
+            with torch.inference_mode():
+                out = self.graph(*(torch.from_numpy(feeds[name]) for name in FusionGraph.INPUTS))
+        return {
+            name: np.asarray(value, dtype=np.float64)
+            for name, value in zip(FusionGraph.OUTPUTS, out, strict=True)
+        }
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(inputs)
         raw, image, text = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         features, self.last_evidence = self.tabular_input(inputs)
-        tabular = torch.from_numpy(features)
         for start in range(0, n, BATCH):
             chunk = list(range(start, min(start + BATCH, n)))
-            images, present, texts, rows = self.network_inputs(inputs, chunk, tabular)
-            out = self.forward(images, present, texts, rows)
+            feeds = self.network_inputs(inputs, chunk, features)
+            out = self.forward(feeds)
             raw[chunk] = sigmoid(out["logit"])
-            has_image = present.numpy() > 0
-            has_text = np.array([bool(t.strip()) for t in texts])
+            has_image = np.zeros(len(chunk), dtype=bool)
+            has_image[feeds["image_rows"]] = True
+            has_text = feeds["text_present"] > 0
             image[chunk] = np.where(has_image, sigmoid(out["image_logit"]), np.nan)
             text[chunk] = np.where(has_text, sigmoid(out["text_logit"]), np.nan)
         return raw, image, text

@@ -13,7 +13,7 @@ from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.logistic import sigmoid
 from ipguard.nets.image import ImageNetwork
 from ipguard.serving.inputs import ScoringInputs
-from ipguard.serving.onnx import INPUT_NAME, open_session
+from ipguard.serving.onnx import INPUT_NAME, runtime_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 
 BATCH = 64
@@ -60,8 +60,8 @@ class ImagePredictor:
             head_hidden=args.get("head_hidden", 0),  # absent in models exported before it
         )
         load_model(network, str(Path(folder) / WEIGHTS_FILE))
-        session = open_session(folder) if runtime == "onnx" else None
-        self.tower = ImageTower(network, spec.preprocessing, session)
+        self.network = network
+        self.tower = ImageTower(network, spec.preprocessing, runtime_session(folder, runtime))
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         image = sigmoid(self.tower.logits(inputs))

@@ -4,6 +4,10 @@ Each predictor builds the text exactly as its model was trained on (``model_text
 and description). A row with neither title nor description is not guessed at: its raw score
 is NaN, so the scorer flags it ``not_scored`` next to the ``text_empty`` flag the inputs gave
 it. (The TF-IDF baseline, which normalises inside its pipeline, is served by ``tfidf.py``.)
+
+The hashed n-gram model also serves on ONNX Runtime (``runtime="onnx"``): the texts are hashed
+here, as the network does it, and the graph (:class:`~ipguard.nets.graphs.HashedTextGraph`)
+gets the ids.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_model
 
+from ipguard.logistic import sigmoid
+from ipguard.nets.graphs import HashedTextGraph, NgramBatch
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
+from ipguard.serving.onnx import runtime_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.text.normalize import model_text
 
@@ -47,6 +54,17 @@ class NeuralTextPredictor:
         self.network = _network(spec, folder)
         load_model(self.network, str(folder / WEIGHTS_FILE))
         self.network.eval()
+        #: the ONNX Runtime session of runtime='onnx' (hashed n-grams only); None on PyTorch
+        self.session = runtime_session(folder, runtime)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """The network's logit per model text, on the session when there is one."""
+        if self.session is None:
+            with torch.inference_mode():
+                return self.network(texts).double().numpy()
+        feeds = NgramBatch.of(texts, self.network.n_buckets).feeds()
+        (out,) = self.session.run(list(HashedTextGraph.OUTPUTS), feeds)
+        return np.asarray(out, dtype=np.float64)
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         text = np.full(len(inputs), np.nan)
@@ -54,6 +72,5 @@ class NeuralTextPredictor:
         for start in range(0, len(rows), BATCH):
             chunk = rows[start : start + BATCH]
             texts = [model_text(inputs.titles[i], inputs.descriptions[i]) for i in chunk]
-            with torch.inference_mode():
-                text[chunk] = torch.sigmoid(self.network(texts)).double().numpy()
+            text[chunk] = sigmoid(self.logits(texts))
         return text, np.full(len(inputs), np.nan), text
