@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ipguard.text.normalize import (
+from ipguard.text.normalization import (
     MODEL_TEXT_SEPARATOR,
     model_text,
     normalize,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 from ipguard.data.catalog import catalog_featurizer
 from ipguard.data.columns import label_array

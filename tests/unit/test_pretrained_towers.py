@@ -196,7 +196,7 @@ def test_fused_model_on_cached_features_equals_the_exported_model(tmp_path: Path
     assert embedder is not None
     cached = image_embeddings(frame, tmp_path, embedder, _decoding(tmp_path, model), cache_dir=None)
     from ipguard.data.tabular import TabularFeaturizer
-    from ipguard.text.normalize import model_text
+    from ipguard.text.normalization import model_text
 
     featurizer = TabularFeaturizer()
     tabular = torch.from_numpy(featurizer.transform(frame))

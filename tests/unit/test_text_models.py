@@ -23,7 +23,7 @@ from ipguard.models.tfidf_classifier import TfidfClassifier
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork, minilm_path
 from ipguard.registry.package import write_model_dir
 from ipguard.serving.scorer import ListingScorer
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 SEPARABLE = [
     ("replica watch copy 1:1 aaa quality", 1),

@@ -48,7 +48,7 @@ from ipguard.data.reference_features import REFERENCE_FEATURE_NAMES
 from ipguard.data.tabular import brand_key
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.text.features import BrandMatcher
-from ipguard.text.normalize import is_missing, text_of
+from ipguard.text.normalization import is_missing, text_of
 
 if TYPE_CHECKING:  # faiss loads only with a model's references, not with every fused model
     from ipguard.brands.index import ReferenceIndex

@@ -21,7 +21,7 @@ from ipguard.data.columns import label_array
 from ipguard.data.embeddings import CachedEmbeddings
 from ipguard.data.images import decode_image, to_rgb_array
 from ipguard.data.io import image_file
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 Transform = Callable[..., dict[str, Any]]
 

@@ -40,7 +40,7 @@ import pandas as pd
 from ipguard.data.coercion import coerce_price
 from ipguard.text.features import FEATURE_NAMES as BRAND_FEATURE_NAMES
 from ipguard.text.features import BrandMatcher
-from ipguard.text.normalize import is_missing, normalize, text_of
+from ipguard.text.normalization import is_missing, normalize, text_of
 
 __all__ = [
     "FEATURE_DIM",

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from ipguard.text.normalize import normalize, text_of
+from ipguard.text.normalization import normalize, text_of
 
 __all__ = [
     "MAX_EMPTY_FRACTION",

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ipguard.data.columns import LABEL_INDEX, label_array
 from ipguard.models.baselines import MAX_EMPTY_FRACTION
-from ipguard.text.normalize import normalize, text_of
+from ipguard.text.normalization import normalize, text_of
 
 
 class DegenerateTextDataError(ValueError):

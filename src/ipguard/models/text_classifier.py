@@ -1,6 +1,6 @@
 """Text classifiers of ipguard as LightningModules: hashed n-grams and MiniLM.
 
-Both read ``batch["text"]`` (``ipguard.text.normalize.model_text`` of title and description,
+Both read ``batch["text"]`` (``ipguard.text.normalization.model_text`` of title and description,
 the same string the served model builds) and take only plain arguments, so
 ``load_from_checkpoint(path)`` rebuilds them without Hydra.
 """

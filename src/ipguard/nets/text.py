@@ -1,7 +1,7 @@
 """Text networks: a hashed n-gram bag (fastText-style) and a MiniLM sentence encoder.
 
 Plain torch, no Lightning, because serving rebuilds these from the spec and a safetensors
-file. Both take the listing text as strings (``ipguard.text.normalize.model_text``) and do
+file. Both take the listing text as strings (``ipguard.text.normalization.model_text``) and do
 their own tokenisation, so the served text path cannot drift from the trained one.
 
 Nothing here downloads: the MiniLM encoder is read from a local sentence-transformers folder

@@ -35,7 +35,7 @@ from torch import nn
 
 from ipguard.nets.image import create_backbone
 from ipguard.nets.text import HashedTextNetwork
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 POOLINGS = ("attention", "max", "mean")
 #: logits of padded slots before the softmax / max: exp() of it is exactly 0 in float32

@@ -27,7 +27,7 @@ import numpy as np
 from ipguard.data.tabular import TabularFeaturizer
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.text.cues import counterfeit_terms
-from ipguard.text.normalize import text_of
+from ipguard.text.normalization import text_of
 
 __all__ = ["evidence_column"]
 

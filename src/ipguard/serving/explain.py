@@ -40,7 +40,7 @@ from ipguard.serving.inputs import FLAG_SEPARATOR, ScoringInputs, collect_inputs
 from ipguard.serving.predictors.fusion import FusionPredictor, LateFusionPredictor
 from ipguard.serving.predictors.image import ImagePredictor
 from ipguard.serving.scorer import ListingScorer
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 #: integrated gradients' map is smoothed by this share of the model's image side
 SMOOTH_SHARE = 1 / 64

@@ -5,7 +5,7 @@ seller's appeal, needs to see *what* in the text made it so. :func:`counterfeit_
 the phrases sellers of copies use to tell buyers what they get without naming the word the
 platform blocks: grades ("AAA", "7A", "1:1"), "replica", "mirror quality", "same factory",
 "inspired by", "dupe", in the languages of the markets ipguard is used in. Matching runs on
-:func:`ipguard.text.normalize.normalize`'d text, so "R.E.P.L.I.C.A" or a Cyrillic "реплика"
+:func:`ipguard.text.normalize`'d text, so "R.E.P.L.I.C.A" or a Cyrillic "реплика"
 hidden among Latin letters are found like their plain forms.
 
 This is evidence, not a classifier: the models learn their own cues from labels (and weigh
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ipguard.text.normalize import normalize
+from ipguard.text.normalization import normalize
 
 __all__ = ["COUNTERFEIT_TERMS", "counterfeit_terms"]
 

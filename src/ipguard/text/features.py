@@ -30,7 +30,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from ipguard.text.leet import LEET_MAP
-from ipguard.text.normalize import is_missing, normalize
+from ipguard.text.normalization import is_missing, normalize
 
 __all__ = ["FEATURE_DIM", "FEATURE_NAMES", "BrandMatcher", "BrandMention"]
 

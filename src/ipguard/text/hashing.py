@@ -64,7 +64,7 @@ def hashed_ngram_ids(
     """Bucket ids of ``text``'s word and character n-grams, repeats kept (they are counts).
 
     Words are whitespace-separated tokens; pass text that is already normalised (e.g.
-    :func:`ipguard.text.normalize.model_text`), this function does not change it. An empty
+    :func:`ipguard.text.normalization.model_text`), this function does not change it. An empty
     text gives an empty list, which ``nn.EmbeddingBag`` turns into a zero vector.
     """
     if not isinstance(text, str):

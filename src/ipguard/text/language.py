@@ -7,7 +7,7 @@ with close relatives that never occur there (Spanish with Galician, Portuguese w
 Occitan); on short titles those cost more than the rare listing in an unlisted language,
 which gets the nearest listed one.
 
-Detection runs on :func:`ipguard.text.normalize.clean_unicode` output (no emoji, no invisible
+Detection runs on :func:`ipguard.text.normalization.clean_unicode` output (no emoji, no invisible
 characters, NFKC) but not on fully normalised text: folding look-alikes and case would erase
 evidence such as German "ß" or a Cyrillic word.
 """
@@ -19,7 +19,7 @@ from functools import cache
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-from ipguard.text.normalize import clean_unicode
+from ipguard.text.normalization import clean_unicode
 
 __all__ = ["DEFAULT_LANGUAGES", "available_languages", "detect_language", "detect_languages"]
 

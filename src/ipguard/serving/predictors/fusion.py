@@ -33,7 +33,7 @@ from ipguard.serving.predictors.image import ImageTower
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.serving.stacking import stacking_features
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 BATCH = 64
 

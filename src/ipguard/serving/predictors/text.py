@@ -24,7 +24,7 @@ from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.serving.onnx import runtime_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
-from ipguard.text.normalize import model_text
+from ipguard.text.normalization import model_text
 
 BATCH = 64
 
