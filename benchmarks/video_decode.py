@@ -11,9 +11,11 @@ generated once with libx264 (``veryfast`` preset, so the stream has B-frames and
 phone upload; a textured pan with a cut every 10 s, so scene detection has work) and cached in
 ``--work-dir``. Each clip is then sampled with the default :class:`SamplingConfig` (1 fps plus
 scene changes, frames shrunk to 256 px), with FFmpeg's own thread count and with one decoder
-thread (as in a DataLoader worker), and uniform-only. Figures: median wall seconds over
-``--repeats``, video seconds per wall second, and CPU seconds (less sensitive to other users'
-load). Nothing is asserted.
+thread (as in a DataLoader worker), and uniform-only; each with every frame decoded
+(``skip_frames="none"``) and with the frames no other frame refers to skipped (``"nonref"``,
+what ``"auto"`` picks at 30 fps). A last row per clip decodes its keyframes only. Figures:
+median wall seconds over ``--repeats``, video seconds per wall second, and CPU seconds (less
+sensitive to other users' load). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -84,9 +86,20 @@ def main() -> None:
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     configs = {
-        "1 fps + scenes, auto threads": SamplingConfig(),
-        "1 fps + scenes, 1 thread": SamplingConfig(decode_threads=1),
-        "1 fps only, auto threads": SamplingConfig(scene_threshold=None),
+        "1 fps + scenes, every frame decoded, auto threads": SamplingConfig(skip_frames="none"),
+        "1 fps + scenes, non-ref skipped, auto threads": SamplingConfig(skip_frames="nonref"),
+        "1 fps + scenes, every frame decoded, 1 thread": SamplingConfig(
+            decode_threads=1, skip_frames="none"
+        ),
+        "1 fps + scenes, non-ref skipped, 1 thread": SamplingConfig(
+            decode_threads=1, skip_frames="nonref"
+        ),
+        "1 fps only, every frame decoded, auto threads": SamplingConfig(
+            scene_threshold=None, skip_frames="none"
+        ),
+        "1 fps only, non-ref skipped, auto threads": SamplingConfig(
+            scene_threshold=None, skip_frames="nonref"
+        ),
     }
     print(
         f"{args.seconds} s clips at {args.fps} fps; {os.cpu_count()} CPUs; "
@@ -110,7 +123,29 @@ def main() -> None:
                 f"{args.seconds / wall:.0f} | {cpu:.2f} |",
                 flush=True,
             )
+        keyframes, wall = time_keyframes(path, args.repeats)
+        print(
+            f"| {name} | {megabytes:.1f} | keyframes only (skip_frame=NONKEY, raw decode) | "
+            f"{keyframes} | {wall:.2f} | {args.seconds / wall:.0f} | |",
+            flush=True,
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def time_keyframes(path: Path, repeats: int) -> tuple[int, float]:
+    """Keyframes in the clip and the median wall seconds to decode only them: the floor a
+    keyframe-only sampler would cost, and how sparse keyframes are (x264 puts one at each cut
+    and at least every 250 frames)."""
+    walls, count = [], 0
+    for _ in range(repeats):
+        wall0 = time.perf_counter()
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.codec_context.skip_frame = "NONKEY"
+            count = sum(1 for _ in container.decode(stream))
+        walls.append(time.perf_counter() - wall0)
+    return count, statistics.median(walls)
 
 
 if __name__ == "__main__":
