@@ -24,6 +24,7 @@ from ipguard.data.catalog import catalog_featurizer
 from ipguard.data.columns import label_array
 from ipguard.data.datasets import ListingDataset
 from ipguard.data.embeddings import image_embeddings
+from ipguard.data.feedback_training import merge_feedback
 from ipguard.data.fingerprint import dataset_fingerprint
 from ipguard.data.images import decode_image, to_rgb_array
 from ipguard.data.io import image_file, manifest_root
@@ -77,6 +78,7 @@ class ListingDataModule(L.LightningDataModule):
         output_dir: str | None = None,
         seed: int = 0,
         embedding_cache: str | None = None,
+        feedback: str | None = None,
     ) -> None:
         super().__init__()
         if on_error not in ("raise", "quarantine"):
@@ -92,6 +94,9 @@ class ListingDataModule(L.LightningDataModule):
                 f"data.unusable_images must be one of {UNUSABLE_IMAGES}, got {unusable_images!r}"
             )
         self.manifest = manifest
+        # a labelled feedback manifest trained on beside this one (data/feedback_training.py)
+        self.feedback = feedback
+        self.feedback_report: dict[str, Any] | None = None
         self.brands_path = brands
         self.on_error = on_error
         self.check_images = check_images
@@ -176,6 +181,8 @@ class ListingDataModule(L.LightningDataModule):
             made = split_manifest(frame, SplitConfig(**self.split_config), root=self.root)
             splits = made.splits
             self.split_report = made.report.as_dict()
+        if self.feedback:
+            frame, splits = self._with_feedback(frame, splits)
         if self.output_dir:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_splits(self.output_dir / "splits.csv", frame["listing_id"], splits)
@@ -184,6 +191,41 @@ class ListingDataModule(L.LightningDataModule):
             if part.empty:
                 raise ValueError(f"the {name} split is empty; check data.split fractions")
             self.frames[name] = part
+
+    def _with_feedback(self, frame: pd.DataFrame, splits: pd.Series) -> tuple[Any, Any]:
+        """The base rows as split, plus the feedback manifest's rows (its own rejects file)."""
+        path = Path(str(self.feedback)).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"data.feedback={self.feedback} does not exist")
+        rejects = self.output_dir / "feedback_rejects.csv" if self.output_dir else None
+        checked = load_manifest(
+            path,
+            on_error=self.on_error,
+            require_label=True,
+            check_images=self.check_images,
+            rejects_path=rejects if self.on_error == "quarantine" else None,
+            label_values=self.label_values,
+            decode_images=self.decode_images,  # type: ignore[arg-type]
+            unusable_images=self.unusable_images,  # type: ignore[arg-type]
+            encoding=self.encoding,
+        )
+        merged = merge_feedback(
+            frame,
+            pd.Series(np.asarray(splits, dtype=object), index=frame.index),
+            checked.valid,
+            manifest_root(path),
+            group_column=self.split_config.get("group_column", "seller_id"),
+        )
+        self.feedback_report = {
+            "manifest": str(path.resolve()),
+            "fingerprint": dataset_fingerprint(checked.valid, manifest_root(path)),
+            "rows_in": checked.rows_in,
+            "rows_valid": checked.rows_valid,
+            "rows_rejected": checked.rows_rejected,
+            **merged.counts,
+        }
+        log.info("data.feedback: %s", self.feedback_report)
+        return merged.frame, merged.splits
 
     def configure_inputs(
         self,
@@ -341,6 +383,7 @@ class ListingDataModule(L.LightningDataModule):
             **{f"rows_{k}": len(f) for k, f in self.frames.items()},
             "train_positive_fraction": self.positive_fraction(),
             "split": self.split_report,
+            **({"feedback": self.feedback_report} if self.feedback_report else {}),
         }
 
     # --- loaders -----------------------------------------------------------------------------
