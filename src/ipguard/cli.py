@@ -61,5 +61,14 @@ def score_main(cfg: DictConfig) -> None:
     print(score(cfg).summary_line(), flush=True)
 
 
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="feedback")
+def feedback_main(cfg: DictConfig) -> None:
+    """``ipguard-feedback``: reviewers' and appeals' outcomes joined with scored traffic into a
+    labelled manifest for retraining, with a quarantine and the appeal-overturn rates."""
+    from ipguard.jobs.feedback import feedback  # its job only: no Lightning, no MLflow
+
+    print(feedback(cfg).summary_line(), flush=True)
+
+
 if __name__ == "__main__":  # DDP re-launches this module in each rank
     train_main()

@@ -245,3 +245,43 @@ def test_image_paths_outside_the_manifest_folder_are_an_error(tmp_path: Path) ->
     assert rebased[0] == "demo/images/a.png" and pd.isna(rebased[1])
     with pytest.raises(ManifestError, match="lies outside"):
         rebase_image_paths(paths, tmp_path, tmp_path / "out", where="traffic")
+
+
+# --- training on base + feedback ---------------------------------------------------------------
+
+
+def test_feedback_rows_join_train_or_their_sellers_split_and_the_base_wins(
+    tmp_path: Path,
+) -> None:
+    from ipguard.data.feedback_training import merge_feedback
+
+    base = pd.DataFrame(
+        {
+            "listing_id": ["B1", "B2", "B3"],
+            "seller_id": ["s1", "s2", "s3"],
+            "label": ["genuine", "infringing", "genuine"],
+            "image_path": ["images/b1.png", None, None],
+        }
+    )
+    splits = pd.Series(["train", "val", "test"])
+    feedback = pd.DataFrame(
+        {
+            "listing_id": ["F1", "F2", "F3", "B2"],
+            "seller_id": ["s3", "s9", "s2", "s2"],
+            "label": ["infringing", "genuine", "genuine", "genuine"],
+            "label_source": ["review", "appeal", "review", "appeal"],
+            "image_path": ["photos/f1.png", None, None, None],
+        }
+    )
+    merged = merge_feedback(base, splits, feedback, tmp_path / "fb")
+    by_id = dict(zip(merged.frame["listing_id"], merged.splits, strict=True))
+    # F1's seller is in test, F3's in val; F2's seller is new: train. B2 stays the base's row.
+    assert by_id == {"B1": "train", "B2": "val", "B3": "test", "F1": "test", "F2": "train",
+                     "F3": "val"}  # fmt: skip
+    rows = merged.frame.set_index("listing_id")
+    assert rows.loc["B2", "label"] == "infringing"
+    assert list(rows["label_source"]) == ["training"] * 3 + ["review", "appeal", "review"]
+    assert rows.loc["F1", "image_path"] == str(tmp_path / "fb" / "photos" / "f1.png")
+    assert rows.loc["B1", "image_path"] == "images/b1.png"
+    assert merged.counts["feedback_in_base"] == 1 and merged.counts["feedback_added"] == 3
+    assert (merged.counts["feedback_train"], merged.counts["feedback_test"]) == (1, 1)

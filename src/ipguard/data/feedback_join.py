@@ -174,9 +174,10 @@ def rebase_image_paths(
     row, never a listing that silently loses its photo.
     """
     source, target = Path(os.path.abspath(source_root)), Path(os.path.abspath(target_root))
-    out = paths.astype(object).copy()
+    blank = paths.isna() | paths.astype(str).str.strip().eq("")
+    out = paths.astype(object).where(~blank, None)
     problems = []
-    for index, value in paths.dropna().items():
+    for index, value in paths[~blank].items():
         full = Path(os.path.normpath(source / str(value)))
         try:
             out[index] = full.relative_to(target).as_posix()
