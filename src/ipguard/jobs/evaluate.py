@@ -22,6 +22,8 @@ folder (:mod:`.evaluation_report`) and the MLflow run (:mod:`.evaluation_log`).
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -44,7 +46,18 @@ from ipguard.jobs.listings import brand_catalog, load_listings
 from ipguard.jobs.run import announce, job_tracking, resolve_output_dir
 from ipguard.jobs.scoring import fill_languages, score_listings, split_not_scored
 from ipguard.jobs.thresholds import choose_policy, configured_policy
-from ipguard.models.loading import load_model
+from ipguard.jobs.training_manifest import (
+    TrainingManifest,
+    fill_reading_defaults,
+    find_training_manifest,
+    use_demo_manifest,
+    use_training_manifest,
+)
+from ipguard.models.loading import LoadedModel, load_model
+
+log = logging.getLogger(__name__)
+
+_RUN_URIS = ("models:/", "runs:/")  # models logged by a run, which may name its manifest
 
 
 @dataclass
@@ -79,8 +92,22 @@ class EvaluationResult:
         return " ".join(parts)
 
 
-def evaluate(cfg: DictConfig) -> EvaluationResult:
-    """Score ``cfg.manifest`` with ``cfg.model_uri``, write the report, log it to MLflow."""
+def evaluate(cfg: DictConfig, model: LoadedModel | None = None) -> EvaluationResult:
+    """Score ``cfg.manifest`` with ``cfg.model_uri``, write the report, log it to MLflow.
+
+    ``manifest: null`` evaluates on the manifest the model was trained on, read as training
+    read it (see :mod:`.training_manifest`), or on the demo listings for a model without a
+    training run that names one. ``model``: an already loaded model (a notebook's, see
+    :func:`ipguard.api.load_model`) instead of ``cfg.model_uri``. ``cfg`` itself is left as
+    it was given.
+    """
+    cfg = copy.deepcopy(cfg)
+    if model is not None:
+        cfg.model_uri = model.uri
+    named = bool(cfg.get("manifest"))
+    has_run = model.training_run_id if model else str(cfg.model_uri or "").startswith(_RUN_URIS)
+    if not named and not has_run:
+        use_demo_manifest(cfg)  # folders and checkpoints name no training run
     configured = configured_policy(cfg.policy)
     tracking = job_tracking(cfg)
     out_dir = Path(cfg.out_dir).resolve() if cfg.get("out_dir") else resolve_output_dir(cfg)
@@ -89,13 +116,18 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
 
     # downloaded models and re-exported checkpoints live only as long as the scoring
     with tempfile.TemporaryDirectory(prefix="ipguard-eval-") as scratch:
-        model = load_model(
-            str(cfg.model_uri or ""),
-            scratch,
-            model_class=cfg.get("model_class"),
-            brands=brand_catalog(cfg),
-        )
-        listings = load_listings(cfg, report_dir, model, Path(scratch))
+        if model is None:
+            model = load_model(
+                str(cfg.model_uri or ""),
+                scratch,
+                model_class=cfg.get("model_class"),
+                brands=brand_catalog(cfg),
+            )
+        training = None if named else _training_manifest(cfg, model, Path(scratch))
+        fill_reading_defaults(cfg)
+        listings = load_listings(cfg, report_dir, model, Path(scratch), training=training)
+        if training is not None:
+            listings.origin = training.describe()
         scored = score_listings(model.scorer, listings.frame, listings.root, cfg.batch_size)
         explainer = saliency_scorer(model)  # while a downloaded model's folder still exists
     evaluated, not_scored = split_not_scored(listings.frame, scored)
@@ -140,3 +172,19 @@ def evaluate(cfg: DictConfig) -> EvaluationResult:
     result.run_id = log_evaluation(cfg, tracking, model, listings, found)
     announce(result)
     return result
+
+
+def _training_manifest(
+    cfg: DictConfig, model: LoadedModel, scratch: Path
+) -> TrainingManifest | None:
+    """Point ``cfg`` at the model's training manifest, or at the demo listings without one."""
+    found = (
+        find_training_manifest(model.training_run_id, scratch) if model.training_run_id else None
+    )
+    if found is None:
+        log.info("%s names no training manifest: evaluating on the demo listings", model.uri)
+        use_demo_manifest(cfg)
+        return None
+    use_training_manifest(cfg, found)
+    log.info(found.describe())
+    return found

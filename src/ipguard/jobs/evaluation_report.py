@@ -102,7 +102,7 @@ def insert_details(
         f"- Scored by: {path}",
         f"- Calibrator: {calibrator}",
         f"- Policy: {policy_source.replace('_', ' ')}",
-        f"- Manifest: `{listings.manifest}`",
+        f"- Manifest: `{listings.manifest}`" + (f" ({listings.origin})" if listings.origin else ""),
         f"- Data fingerprint: `{listings.fingerprint}`",
         f"- Rows: {accounting}",
     ]

@@ -19,6 +19,7 @@ from ipguard.data.fingerprint import dataset_fingerprint
 from ipguard.data.io import manifest_root
 from ipguard.data.schema import load_manifest
 from ipguard.data.splits import SPLITS, load_splits
+from ipguard.jobs.training_manifest import TrainingManifest, check_fingerprint
 from ipguard.models.loading import LoadedModel
 
 
@@ -32,16 +33,25 @@ class Listings:
     fingerprint: str
     rows: dict[str, int]
     split_source: str | None = None
+    origin: str | None = None
+    """Why this manifest, when the user did not name it (the model's training manifest)."""
 
 
 def load_listings(
-    cfg: DictConfig, report_dir: Path, model: LoadedModel | None, scratch: Path
+    cfg: DictConfig,
+    report_dir: Path,
+    model: LoadedModel | None,
+    scratch: Path,
+    *,
+    training: TrainingManifest | None = None,
 ) -> Listings:
     """Validate the manifest (rejects written in quarantine mode) and keep the chosen split.
 
     Reads ``manifest``, ``on_error``, ``check_images``, ``split``
     and ``split_file`` from ``cfg``; ``model`` is only needed to find its training run's
-    splits.csv when ``split`` is set without ``split_file``.
+    splits.csv when ``split`` is set without ``split_file``. ``training``: the manifest is the
+    model's training manifest, whose content must still be what was trained on (checked
+    before the split, which a changed file would no longer match).
     """
     # the configs' default manifest is the demo's, generated as it is read (ipguard.config)
     if not cfg.get("manifest"):
@@ -57,11 +67,15 @@ def load_listings(
         check_images=bool(cfg.check_images),
         rejects_path=report_dir / "rejects.csv" if quarantine else None,
         label_values=cfg.get("label_values"),  # a DictConfig is a Mapping, as training passes it
+        decode_images=cfg.get("decode_images") or "none",
+        unusable_images=cfg.get("unusable_images") or "keep",
         encoding=cfg.get("encoding"),
     )
     root = manifest_root(manifest)
     frame = validation.valid.reset_index(drop=True)
     fingerprint = dataset_fingerprint(frame, root)
+    if training is not None:
+        check_fingerprint(training, fingerprint)
     rows = {
         "in": validation.rows_in,
         "valid": validation.rows_valid,
