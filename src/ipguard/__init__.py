@@ -2,8 +2,10 @@
 
 The small public API for notebooks and services::
 
-    from ipguard import compose, train
+    from ipguard import compose, evaluate, load_model, train
     result = train(compose("train", ["model=image", "model.backbone=resnet18"]))
+    report = evaluate("models:/ipguard-image@challenger", split="test")  # its own test split
+    scores = load_model("models:/ipguard-image@challenger").predict(listings)
 
 Heavy modules load on first use, so ``import ipguard`` stays cheap for serving code.
 """
@@ -19,12 +21,16 @@ _EXPORTS = {
     "compose": "ipguard.config",
     "train": "ipguard.jobs.train",
     "TrainResult": "ipguard.jobs.train",
+    "evaluate": "ipguard.api",
+    "EvaluationResult": "ipguard.jobs.evaluate",
+    "load_model": "ipguard.api",
+    "ScoringModel": "ipguard.api",
     "generate_demo_data": "ipguard.demo.listings",
     "load_manifest": "ipguard.data.schema",
     "ListingScorer": "ipguard.serving.scorer",
     "explain_listing": "ipguard.serving.explain",
     "Policy": "ipguard.evaluation.policy",
-    "normalize": "ipguard.text.normalize",
+    "normalize": "ipguard.text.normalization",
 }
 
 __all__ = ["__version__", *_EXPORTS]
