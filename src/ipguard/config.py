@@ -66,9 +66,17 @@ def _register_resolvers() -> None:
         OmegaConf.register_new_resolver(
             "ipguard.demo_video_manifest", _demo("videos", "demo_video_manifest")
         )
+    # each command's --help (hydra.help.template: ${ipguard.help:<command>}), rendered from
+    # the composed config by ipguard.command_help, imported only when help is printed
+    if not OmegaConf.has_resolver("ipguard.help"):
+        OmegaConf.register_new_resolver("ipguard.help", _command_help)
     # debug=fast's small demo data: 62 clips for a video data module, else 240 listings
     if not OmegaConf.has_resolver("ipguard.debug_manifest"):
         OmegaConf.register_new_resolver("ipguard.debug_manifest", _debug_manifest)
+
+
+def _command_help(command: str, *, _root_: DictConfig) -> str:
+    return import_module("ipguard.command_help").render_help(str(command), _root_)
 
 
 def _debug_manifest(data_target: str, data_dir: str) -> str | None:
