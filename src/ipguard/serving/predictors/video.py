@@ -17,7 +17,7 @@ is not scored (null score, ``review``, flag ``not_scored``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,9 @@ class VideoPredictor:
                 f"{folder}: a video model's spec must carry its frame sampling in "
                 "extras['sampling']; re-export it with ipguard"
             )
-        self._sampling = SamplingConfig(**sampling)
+        # which frames: as in training; how many decoder threads: FFmpeg's choice, since a
+        # service decodes one video at a time (training's 1 thread was for many workers)
+        self._sampling = replace(SamplingConfig(**sampling), decode_threads=0)
         self._onnx_tower = open_frame_tower(self.folder, frame_tower)
 
     @classmethod
@@ -152,7 +154,8 @@ class VideoPredictor:
 
     @property
     def sampling(self) -> SamplingConfig:
-        """How the model's training videos were sampled; sample what it scores the same way."""
+        """How the model's training videos were sampled (decoded on FFmpeg's own thread
+        count); sample what it scores the same way."""
         return self._sampling
 
     @property
