@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ipguard.evaluation.metrics import headline_metrics
 from ipguard.jobs.listings import Listings, load_listings
-from ipguard.jobs.run import announce, job_tracking
+from ipguard.jobs.run import announce, job_tracking, refusals_explained
 from ipguard.jobs.scoring import score_listings
 from ipguard.models.loading import LoadedModel, load_model
 from ipguard.registry.promotion import COMPARED, SHORT, GateRule, gate
@@ -122,6 +122,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
         result.reason = f"v{challenger} already is @{cfg.champion_alias}"
         announce(result)
         return result
+    _record_start(client, tracking_uri, name, challenger)
 
     with tempfile.TemporaryDirectory(prefix="ipguard-promote-") as scratch:
         folder = Path(scratch)
@@ -150,10 +151,31 @@ def promote(cfg: DictConfig) -> PromotionResult:
     )
     result.recent = recent
     if promote_it:
-        client.set_registered_model_alias(name, str(cfg.champion_alias), challenger)
-    _tag(client, result, rule)
+        with refusals_explained(
+            tracking_uri, f"move @{cfg.champion_alias} of {name} to v{challenger}"
+        ):
+            client.set_registered_model_alias(name, str(cfg.champion_alias), challenger)
+    with refusals_explained(tracking_uri, f"tag {name} v{challenger} with the promotion decision"):
+        _tag(client, result, rule)
     announce(result)
     return result
+
+
+def _record_start(client: Any, tracking_uri: str, name: str, version: str) -> None:
+    """Tag the challenger ``promotion_started_at`` before any scoring.
+
+    Moving ``champion`` and tagging a version need the same permission on a tracking server
+    with auth (EDIT on the registered model), so an account that may only read is refused here,
+    in a second, instead of after the whole evaluation; and the registry shows when a
+    promotion of this version was last attempted, even one that failed midway.
+    """
+    with refusals_explained(tracking_uri, f"start a promotion of {name} v{version}"):
+        client.set_model_version_tag(
+            name,
+            version,
+            "promotion_started_at",
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
 
 
 def _version_of(client: Any, name: str, alias: str) -> str | None:

@@ -24,12 +24,14 @@ from typing import Any, Protocol
 
 import mlflow
 from hydra.core.hydra_config import HydraConfig
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_REFUSALS = {401: "not authenticated", 403: "permission denied"}
 
 
 # --- output folder --------------------------------------------------------------------------
@@ -99,13 +101,56 @@ def configure_tracking(
     uri = resolve_tracking_uri(tracking_uri, root)
     _set_uris_without_touching_env(uri)
     client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
+    with refusals_explained(uri, f"read experiment {experiment!r}"):
+        found = client.get_experiment_by_name(experiment)
     if found is not None:
         return uri, found.experiment_id
     artifacts = None
     if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
         artifacts = (Path(root).resolve() / "mlartifacts" / experiment).as_uri()
-    return uri, client.create_experiment(experiment, artifact_location=artifacts)
+    with refusals_explained(uri, f"create experiment {experiment!r}"):
+        return uri, client.create_experiment(experiment, artifact_location=artifacts)
+
+
+class TrackingRefused(PermissionError):
+    """A tracking server said no: not signed in (401) or not allowed (403).
+
+    MLflow reports both as a REST error deep in a traceback; this names the server, what the job
+    was doing and what to set, so a job fails on its first request with the fix in one line.
+    """
+
+
+def refusal(error: MlflowException, uri: str, action: str) -> TrackingRefused | None:
+    """The readable form of a 401/403 from ``uri`` while doing ``action``; None for other errors."""
+    status = error.get_http_status_code()
+    if status not in _REFUSALS:
+        return None
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f" as user {user!r}" if user else ""
+    if status == 403:
+        fix = "ask the server's admin for a permission that allows it (EDIT or MANAGE on it)"
+    elif user:
+        fix = "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+    else:
+        fix = (
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
+            "to an account on that server"
+        )
+    return TrackingRefused(
+        f"the tracking server {uri} refused to {action} ({status} {_REFUSALS[status]}{who}): {fix}"
+    )
+
+
+@contextmanager
+def refusals_explained(uri: str, action: str) -> Iterator[None]:
+    """Re-raise MLflow's 401/403 inside the block as :class:`TrackingRefused`; others unchanged."""
+    try:
+        yield
+    except MlflowException as error:
+        refused = refusal(error, uri, action)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def job_tracking(cfg: DictConfig) -> Tracking:

@@ -83,26 +83,33 @@ def serve_locally(
         )
     try:
         url = f"http://{HOST}:{port}"
-        _wait_until_ready(url, process, log, startup_s)
+        wait_until_ready(url, process, log, startup_s)
         yield LocalServer(url, process.pid, log)
     finally:
         stop(process)
 
 
-def _wait_until_ready(
-    url: str, process: subprocess.Popen[bytes], log: Path, startup_s: float
+def wait_until_ready(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    startup_s: float,
+    *,
+    path: str = "/ping",
 ) -> None:
+    """Return once ``url + path`` answers 200; :class:`ServerError` with the log's tail if the
+    process exits first or ``startup_s`` passes (``/health`` for ``mlflow server``)."""
     deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(
-                f"mlflow models serve exited with {process.returncode}:\n{_tail(log)}"
+                f"the server at {url} exited with {process.returncode}:\n{_tail(log)}"
             )
-        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as ok:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}{path}", timeout=2) as ok:
             if ok.status == 200:
                 return
         time.sleep(0.5)
-    raise ServerError(f"{url}/ping did not answer within {startup_s:.0f} s:\n{_tail(log)}")
+    raise ServerError(f"{url}{path} did not answer within {startup_s:.0f} s:\n{_tail(log)}")
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
