@@ -61,25 +61,32 @@ class RequestLimits:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RequestLimits:
         """The defaults, overridden by ``IPGUARD_MAX_*`` variables; a bad value is named."""
         env = os.environ if environ is None else environ
-        chosen: dict[str, int] = {}
-        for variable, name in (
-            (ENV_ROWS, "max_rows"),
-            (ENV_IMAGE_BYTES, "max_image_bytes"),
-            (ENV_REQUEST_BYTES, "max_request_bytes"),
-        ):
-            raw = env.get(variable, "").strip()
-            if not raw:
-                continue
-            try:
-                chosen[name] = int(raw.replace("_", ""))
-            except ValueError:
-                raise ValueError(
-                    f"environment variable {variable}={raw!r} is not a whole number "
-                    "(a count or bytes; 0 turns the limit off)"
-                ) from None
-            if chosen[name] < 0:
-                raise ValueError(f"environment variable {variable}={raw!r} must be >= 0")
-        return cls(**chosen)
+        variables = {
+            "max_rows": ENV_ROWS,
+            "max_image_bytes": ENV_IMAGE_BYTES,
+            "max_request_bytes": ENV_REQUEST_BYTES,
+        }
+        return cls(**limits_from_env(env, variables))
+
+
+def limits_from_env(env: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, int]:
+    """``{field: value}`` for each ``{field: variable}`` set in ``env`` (a whole number >= 0,
+    ``_`` allowed as a separator); a bad value raises a ValueError naming the variable."""
+    chosen: dict[str, int] = {}
+    for name, variable in variables.items():
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            chosen[name] = int(raw.replace("_", ""))
+        except ValueError:
+            raise ValueError(
+                f"environment variable {variable}={raw!r} is not a whole number "
+                "(a count or bytes; 0 turns the limit off)"
+            ) from None
+        if chosen[name] < 0:
+            raise ValueError(f"environment variable {variable}={raw!r} must be >= 0")
+    return chosen
 
 
 def in_scoring_server(environ: Mapping[str, str] | None = None) -> bool:

@@ -31,7 +31,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ipguard.data.video_frames import base64_video_bytes, video_length
-from ipguard.serving.request_limits import RequestLimits, RequestTooLarge, check_request
+from ipguard.serving.request_limits import (
+    RequestLimits,
+    RequestTooLarge,
+    check_request,
+    limits_from_env,
+)
 
 ENV_VIDEO_ROWS = "IPGUARD_MAX_VIDEO_ROWS"
 ENV_VIDEO_BYTES = "IPGUARD_MAX_VIDEO_BYTES"
@@ -67,20 +72,7 @@ class VideoLimits:
         """The defaults, overridden by ``IPGUARD_MAX_VIDEO_*`` and ``IPGUARD_MAX_REQUEST_BYTES``."""
         env = os.environ if environ is None else environ
         chosen = {"max_request_bytes": RequestLimits.from_env(env).max_request_bytes}
-        for name, variable in _VARIABLES.items():
-            raw = env.get(variable, "").strip()
-            if not raw:
-                continue
-            try:
-                chosen[name] = int(raw.replace("_", ""))
-            except ValueError:
-                raise ValueError(
-                    f"environment variable {variable}={raw!r} is not a whole number "
-                    "(0 turns the limit off)"
-                ) from None
-            if chosen[name] < 0:
-                raise ValueError(f"environment variable {variable}={raw!r} must be >= 0")
-        return cls(**chosen)
+        return cls(**chosen, **limits_from_env(env, _VARIABLES))
 
 
 def check_video_request(frame: pd.DataFrame, limits: VideoLimits) -> None:
