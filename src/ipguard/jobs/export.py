@@ -186,7 +186,7 @@ def _network(source: _Source) -> Any:
     """The torch network to export: the module's, or the one serving rebuilds from the folder."""
     if source.network is not None:
         return source.network
-    return build_predictor(source.spec, source.folder, runtime="torch").tower.network
+    return build_predictor(source.spec, source.folder, runtime="torch").network
 
 
 # --- calibrator and policy ------------------------------------------------------------------
