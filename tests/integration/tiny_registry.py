@@ -67,17 +67,33 @@ MODEL_OVERRIDES = {
 }
 
 
-def train_cli(home: Path, *overrides: str, **extra_env: str) -> dict[str, str]:
-    """``python -m ipguard.cli <overrides>`` in a fresh process; the summary line's fields
-    (name, version, alias, auroc, uri), after checking it ran and printed one."""
-    cmd = [sys.executable, "-m", "ipguard.cli", *overrides]
-    proc = subprocess.run(
-        cmd, env=subprocess_env(home, **extra_env), capture_output=True, text=True, timeout=600
-    )
+def train_cli(
+    home: Path, *overrides: str, cwd: Path | None = None, **extra_env: str
+) -> dict[str, str]:
+    """``python -m ipguard.cli <overrides>`` in a fresh process (in ``cwd``: a user's current
+    folder); the summary line's fields (name, version, alias, auroc, uri), after checking it ran
+    and printed one."""
+    proc = _run([sys.executable, "-m", "ipguard.cli", *overrides], home, cwd, extra_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     match = SUMMARY.search(proc.stdout)
     assert match, f"no summary line in output:\n{proc.stdout[-2000:]}"
     return match.groupdict()
+
+
+def run_cli(
+    home: Path, entry: str, *overrides: str, cwd: Path | None = None, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    """The console script ``ipguard-<entry>`` (``promote``, ``train``...) in a fresh process,
+    whatever its exit status: for tests of how a command fails."""
+    cmd = [sys.executable, "-c", f"from ipguard.cli import {entry}_main; {entry}_main()"]
+    return _run([*cmd, *overrides], home, cwd, extra_env)
+
+
+def _run(
+    cmd: list[str], home: Path, cwd: Path | None, extra_env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    env = subprocess_env(home, **extra_env)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def train_tiny_model(home: Path, manifest: Path, model: str = "image") -> TinyStore:
