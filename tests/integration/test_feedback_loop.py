@@ -169,8 +169,12 @@ def test_deploy_score_feedback_retrain_promote(
         ]
         assert json.loads(joined.report.read_text())["counts"] == counts
 
-        recent = run_feedback(tmp_path / "outcomes_week4.csv", traffic_dir / "recent.csv")
+        # written outside the traffic's folder: the photos are linked in beside it
+        recent = run_feedback(tmp_path / "outcomes_week4.csv", tmp_path / "labels" / "recent.csv")
         assert recent.counts["listings_labelled"] == 40
+        photos = pd.read_csv(recent.output)["image_path"]
+        assert photos.str.startswith("recent.images/").all()
+        assert all((tmp_path / "labels" / p).is_file() for p in photos)
 
         # retrain on base + feedback: registered @challenger
         summary = train_cli(

@@ -285,3 +285,20 @@ def test_feedback_rows_join_train_or_their_sellers_split_and_the_base_wins(
     assert rows.loc["B1", "image_path"] == "images/b1.png"
     assert merged.counts["feedback_in_base"] == 1 and merged.counts["feedback_added"] == 3
     assert (merged.counts["feedback_train"], merged.counts["feedback_test"]) == (1, 1)
+
+
+def test_the_traffic_photos_folder_comes_from_the_score_run_records(tmp_path: Path) -> None:
+    import json
+
+    from ipguard.jobs.feedback import traffic_images_root
+    from ipguard.jobs.score_output import STATE_FILE
+
+    for day, source in (("d1", "a"), ("d2", "a")):
+        (tmp_path / "scores" / day).mkdir(parents=True)
+        record = {"input": str(tmp_path / source / "window.csv")}
+        (tmp_path / "scores" / day / STATE_FILE).write_text(json.dumps(record))
+    assert traffic_images_root(tmp_path / "scores") == tmp_path / "a"
+    assert traffic_images_root(tmp_path / "scores" / "d1") == tmp_path / "a"
+    (tmp_path / "scores" / "d2" / STATE_FILE).write_text(json.dumps({"input": "/b/window.csv"}))
+    with pytest.raises(ValueError, match="set images_root="):
+        traffic_images_root(tmp_path / "scores")

@@ -14,12 +14,20 @@ output plus its requests), resolves every decision by the rules of
 
 The manifest is checked as ``ipguard-train`` will read it before the job reports success, so
 ``data.feedback=<output>`` never fails on a row this job wrote.
+
+A manifest's image paths may not leave its folder, and a window of traffic photos may be
+cleaned up long before the labels stop being trained on; so with ``images="link"`` (default)
+the photos of the decided listings that lie outside the manifest's folder are hard-linked (or
+copied, across file systems) into ``<stem>.images/`` beside it, and the manifest stands on its
+own. ``images="refer"`` copies nothing and refuses photos outside the folder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +44,8 @@ from ipguard.data.schema import load_manifest
 from ipguard.jobs.score_output import STATE_FILE
 
 __all__ = ["FeedbackResult", "feedback", "join_feedback_files", "traffic_images_root"]
+
+IMAGE_MODES = ("link", "refer")
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +81,48 @@ class FeedbackResult:
 
 def traffic_images_root(traffic: str | Path) -> Path:
     """The folder the scored traffic's ``image_path`` values resolve against: the input that
-    ``ipguard-score`` recorded in its output folder, else the traffic's own folder."""
-    state = Path(traffic) / STATE_FILE
-    if state.is_file():
+    ``ipguard-score`` recorded in its output folder (or in each of the score folders a folder
+    holds, which must agree), else the traffic's own folder."""
+    path = Path(traffic)
+    states = sorted(path.glob(f"**/{STATE_FILE}")) if path.is_dir() else []
+    roots = set()
+    for state in states:
         recorded = json.loads(state.read_text(encoding="utf-8")).get("input")
         if recorded:
-            return io.manifest_root(recorded)
-    return io.manifest_root(traffic)
+            roots.add(io.manifest_root(recorded))
+    if len(roots) > 1:
+        raise ValueError(
+            f"traffic={traffic}: its score folders were scored from inputs in different "
+            f"folders ({', '.join(sorted(map(str, roots)))}); set images_root= to the one "
+            "their image_path values resolve against"
+        )
+    return roots.pop() if roots else io.manifest_root(traffic)
+
+
+def _placed_images(paths: pd.Series, source_root: Path, output: Path) -> pd.Series:
+    """Each photo's path relative to the manifest's folder; photos outside it linked (or
+    copied) into ``<stem>.images/``. A photo that does not exist keeps a path that says where
+    it was looked for, and the manifest check quarantines its listing with that reason."""
+    root, source_root = output.parent, Path(os.path.abspath(source_root))
+    store = _sibling(output, "images")
+    placed = pd.Series(None, index=paths.index, dtype=object)
+    for index, value in paths.items():
+        if pd.isna(value) or not str(value).strip():
+            continue
+        full = Path(os.path.normpath(source_root / str(value)))
+        if full.is_relative_to(root):
+            placed[index] = full.relative_to(root).as_posix()
+            continue
+        inside = full.relative_to(source_root) if full.is_relative_to(source_root) else None
+        target = store / (inside if inside is not None else Path(full.name))
+        if full.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(full, target)
+            except OSError:  # another file system, or links not allowed
+                shutil.copy2(full, target)
+        placed[index] = target.relative_to(root).as_posix()
+    return placed
 
 
 def _sibling(output: Path, what: str) -> Path:
@@ -96,11 +141,15 @@ def join_feedback_files(
     label_values: Mapping[str, str | Iterable[str]] | None = None,
     on_error: str = "quarantine",
     encoding: str | None = None,
+    images: str = "link",
 ) -> FeedbackResult:
     """The whole job on paths; see the module docstring. ``base`` is the training manifest
     whose listings are not duplicated, ``holdout`` the frozen evaluation manifest whose
     listings never become labels, ``images_root`` where the traffic's photos are
-    (:func:`traffic_images_root` when ``None``)."""
+    (:func:`traffic_images_root` when ``None``); ``images`` ``link`` or ``refer`` (see the
+    module docstring)."""
+    if images not in IMAGE_MODES:
+        raise ValueError(f"images: expected one of {IMAGE_MODES}, found {images!r}")
     output = Path(output).resolve()
     quarantine_path = _sibling(output, "quarantine.csv")
     outcomes = load_feedback(
@@ -113,9 +162,15 @@ def join_feedback_files(
     root = io.manifest_root(output)
     if "image_path" in scored:
         source_root = Path(images_root) if images_root else traffic_images_root(traffic)
-        scored["image_path"] = rebase_image_paths(
-            scored["image_path"], source_root, root, where=str(traffic)
-        )
+        if images == "refer":
+            scored["image_path"] = rebase_image_paths(
+                scored["image_path"], source_root, root, where=str(traffic)
+            )
+        else:
+            decided = scored["listing_id"].isin(set(outcomes.valid["listing_id"]))
+            scored["image_path"] = _placed_images(
+                scored["image_path"].where(decided), source_root, output
+            )
     base_rows = None
     if base:
         base_rows = load_manifest(
@@ -128,7 +183,11 @@ def join_feedback_files(
     )  # fmt: skip
     io.write_manifest(joined.manifest, output)
     load_manifest(output, on_error="raise")  # what ipguard-train will read, checked here
-    set_aside = pd.concat([outcomes.rejected, joined.quarantine], ignore_index=True)
+    quarantined = joined.quarantine.copy()
+    for column in ("decided_at", "appealed_at"):  # as the rejected rows write them: ISO 8601
+        stamps = quarantined[column]
+        quarantined[column] = stamps.map(lambda t: None if pd.isna(t) else t.isoformat())
+    set_aside = pd.concat([outcomes.rejected, quarantined], ignore_index=True)
     set_aside = set_aside[[c for c in set_aside.columns if c != REJECT_REASON] + [REJECT_REASON]]
     io.write_table(set_aside, quarantine_path, default_format="csv")
     decisions = io.write_table(joined.decisions, _sibling(output, "decisions.csv"))
@@ -177,6 +236,7 @@ def feedback(cfg: DictConfig) -> FeedbackResult:
         label_values=OmegaConf.to_container(values) if values else None,  # type: ignore[arg-type]
         on_error=str(cfg.on_error),
         encoding=cfg.get("encoding"),
+        images=str(cfg.get("images") or "link"),
     )
     log.info(result.summary_line())
     return result
