@@ -102,7 +102,8 @@ def insert_details(
         f"- Scored by: {path}",
         f"- Calibrator: {calibrator}",
         f"- Policy: {policy_source.replace('_', ' ')}",
-        f"- Manifest: `{listings.manifest}`" + (f" ({listings.origin})" if listings.origin else ""),
+        f"- Manifest: `{listings.manifest}`",
+        *([f"- {listings.origin}"] if listings.origin else []),  # why, when the user named none
         f"- Data fingerprint: `{listings.fingerprint}`",
         f"- Rows: {accounting}",
     ]
