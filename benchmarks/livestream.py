@@ -54,28 +54,70 @@ from ipguard.serving.stream_policy import (
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-def train_model(work: Path, demo_root: Path, epochs: int, overrides: list[str]) -> Path:
+def train_model(
+    work: Path,
+    demo_root: Path,
+    epochs: int,
+    overrides: list[str],
+    train_streams: Path | None = None,
+) -> Path:
     """The video model trained on the demo's short videos only; its exported folder.
-    ``overrides`` are more ``ipguard-train`` overrides (e.g. ``data.train_windows={...}``)."""
+    ``overrides`` are more ``ipguard-train`` overrides (e.g. ``data.train_windows={...}``).
+
+    With ``train_streams`` (a demo set of another seed than the validation and test streams),
+    its livestreams join the *training* split (ids and sellers prefixed, so none collides with
+    the short videos'), with their spans, so window training cuts windows of livestreams too;
+    the short videos keep the split they get alone (a saved split file)."""
+    from omegaconf import OmegaConf
+
     from ipguard.config import compose
+    from ipguard.data.splits import SplitConfig, split_manifest
     from ipguard.jobs.train import train
 
     frame = pd.read_csv(demo_root / "videos.csv", dtype=str, keep_default_na=False)
     short = demo_root / "short_videos.csv"
-    frame[frame["kind"] == "short_video"].to_csv(short, index=False)
+    frame = frame[frame["kind"] == "short_video"].reset_index(drop=True)
+    frame.to_csv(short, index=False)
+    manifest, extra = short, []
+    if train_streams is not None:
+        streams = pd.read_csv(train_streams / "videos.csv", dtype=str, keep_default_na=False)
+        streams = streams[streams["kind"] == "livestream"].reset_index(drop=True)
+        tag = f"{train_streams.name}-"
+        streams["video_id"] = tag + streams["video_id"]
+        streams["seller_id"] = tag + streams["seller_id"]
+        both = pd.concat(
+            [
+                frame.assign(video_path=f"{demo_root.name}/" + frame["video_path"]),
+                streams.assign(video_path=f"{train_streams.name}/" + streams["video_path"]),
+            ],
+            ignore_index=True,
+        )
+        manifest = work / "train_manifest.csv"  # beside both clip folders: paths stay inside
+        both.to_csv(manifest, index=False)
+        extra = [f"data.split_file={work / 'train_splits.csv'}"]
     os.environ["IPGUARD_HOME"] = str(work / "home")
-    cfg = compose(
-        "train",
-        [
-            "experiment=video",
-            f"data.manifest={short}",
-            f"trainer.max_epochs={epochs}",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            f"paths.output_dir={work / 'run'}",
-            *overrides,
-        ],
-    )
+    arguments = [
+        "experiment=video",
+        f"data.manifest={manifest}",
+        f"trainer.max_epochs={epochs}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"paths.output_dir={work / 'run'}",
+        *overrides,
+    ]
+    cfg = compose("train", arguments)
+    if train_streams is not None:
+        split = SplitConfig(**OmegaConf.to_container(cfg.data.split, resolve=True))  # type: ignore[arg-type]
+        short_splits = split_manifest(frame, split).splits.tolist()
+        pd.DataFrame(
+            {
+                "video_id": [*frame["video_id"], *streams["video_id"]],
+                "split": [*short_splits, *["train"] * len(streams)],
+            }
+        ).to_csv(work / "train_splits.csv", index=False)
+        cfg = compose("train", [*arguments, *extra])
+        print(f"training on {len(frame)} short videos and {len(streams)} livestreams "
+              f"of {train_streams.name} (training split only)", flush=True)  # fmt: skip
     result = train(cfg)
     print(result.summary_line(), flush=True)
     if result.model_dir is None:
@@ -234,6 +276,14 @@ def main() -> None:
         "'data.train_windows={min_s:2,max_s:8,per_clip:8}' (repeatable)",
     )
     parser.add_argument(
+        "--train-streams",
+        type=int,
+        default=0,
+        help="livestreams of another seed (--train-seed) added to the training split, with "
+        "their spans (for window training); 0: short videos only",
+    )
+    parser.add_argument("--train-seed", type=int, default=3)
+    parser.add_argument(
         "--budgets",
         type=float,
         nargs="*",
@@ -249,9 +299,22 @@ def main() -> None:
     demo = ensure_demo_videos(work / "demo_videos")  # seed 0: 120 short videos, 12 livestreams
     val_set = ensure_demo_videos(work / "val_streams", n=1, seed=1, livestreams=args.val_streams)
     test_set = ensure_demo_videos(work / "test_streams", n=1, seed=2, livestreams=args.test_streams)
+    train_set = None
+    if args.train_streams:
+        if args.train_seed in (0, 1, 2):
+            raise SystemExit("--train-seed: 0, 1 and 2 are the test and validation streams' seeds")
+        train_set = ensure_demo_videos(
+            work / "train_streams", n=1, seed=args.train_seed, livestreams=args.train_streams
+        )
     print(f"demo clips ready in {time.perf_counter() - started:.1f} s", flush=True)
 
-    folder = args.model or train_model(work, demo.root, args.epochs, args.override)
+    folder = args.model or train_model(
+        work,
+        demo.root,
+        args.epochs,
+        args.override,
+        train_streams=None if train_set is None else train_set.root,
+    )
     predictor = VideoPredictor.load(folder)
     model_key = model_digest(Path(folder))
     listing = StreamPolicy.from_policy(predictor.policy)
