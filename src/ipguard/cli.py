@@ -70,5 +70,21 @@ def feedback_main(cfg: DictConfig) -> None:
     print(feedback(cfg).summary_line(), flush=True)
 
 
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="monitor")
+def monitor_main(cfg: DictConfig) -> None:
+    """``ipguard-monitor``: traffic against the model's reference; exit 3 on drift, 1 on bad
+    input (a message naming the file and column), 0 when nothing crossed a threshold."""
+    from ipguard.jobs.monitor import MonitorInputError, monitor  # its job only
+
+    try:
+        result = monitor(cfg)
+    except MonitorInputError as err:
+        raise SystemExit(f"ipguard-monitor: {err}") from None
+    print(result.summary_line(), flush=True)
+    for alert in result.alerts:
+        print(f"ipguard: alert {alert.describe()}", flush=True)
+    raise SystemExit(result.exit_code)
+
+
 if __name__ == "__main__":  # DDP re-launches this module in each rank
     train_main()

@@ -32,10 +32,12 @@ from ipguard.evaluation.calibration import fit_calibrator
 from ipguard.evaluation.metrics import headline_metrics
 from ipguard.evaluation.policy import fit_policy_from_settings
 from ipguard.jobs.listings import load_listings
+from ipguard.jobs.reference_profile import drop_reference_profile, write_reference_profile
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
 from ipguard.jobs.scoring import score_listings
 from ipguard.models.brand_references import replace_catalog
 from ipguard.models.loading import IDENTITY_CALIBRATOR, PLACEHOLDER_POLICY, checkpoint_to_folder
+from ipguard.monitoring.profile import load_profile
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
 from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE, add_onnx
@@ -88,6 +90,7 @@ def export(cfg: DictConfig) -> ExportResult:
     out_dir = resolve_output_dir(cfg)
     source = _load_source(cfg, out_dir / "model")
     calibration, metrics, example = _calibrate(cfg, source, out_dir)
+    _check_profile(cfg, source)
     parity = None
     if cfg.onnx and model_kind(source.spec.kind).onnx:
         parity = add_onnx(_network(source), source.spec, source.folder)
@@ -252,10 +255,30 @@ def _fit_on_manifest(
     metrics = {k: float(headline[k]) for k in ("auroc", "average_precision", "recall_at_reject")}
     # in-sample for the policy, so named for where they were measured, not "test"
     spec.metrics.update({f"calibration_{k}": v for k, v in metrics.items()})
+    spec.save(source.folder)  # the profile is scored through the finished folder
+    write_reference_profile(
+        source.folder, listings.frame, listings.root, source=f"{listings.manifest}"
+    )
     described = f"fitted on {int(usable.sum())} rows of {listings.manifest}"
     if cfg.get("split"):
         described += f" (split {cfg.split})"
     return described, metrics, request_example(listings.frame, listings.root)
+
+
+def _check_profile(cfg: DictConfig, source: _Source) -> None:
+    """Keep a copied reference profile only while it still describes the model's scores: a
+    calibrator taken from elsewhere or a replaced brand catalog changes them."""
+    if cfg.get("manifest") and not cfg.get("calibration_from"):
+        return  # written by _fit_on_manifest from the calibration rows
+    if cfg.get("calibration_from") or cfg.get("brands"):
+        drop_reference_profile(source.folder, "its calibrator, policy or brand catalog changed")
+    if load_profile(source.folder) is None and source.spec.kind != "video":
+        warnings.warn(
+            f"{source.described}: exported without a reference profile, so ipguard-monitor "
+            "will need reference=<scored traffic>; pass manifest=<its validation rows> to "
+            "store one",
+            stacklevel=2,
+        )
 
 
 def _data_fingerprint(cfg: DictConfig, spec: ModelSpec) -> str:
