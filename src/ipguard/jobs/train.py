@@ -29,6 +29,7 @@ from ipguard.evaluation.calibration import fit_calibrator
 from ipguard.evaluation.metrics import auroc, average_precision, headline_metrics
 from ipguard.evaluation.policy import fit_policy_from_settings
 from ipguard.evaluation.slices import sliced_metrics
+from ipguard.jobs.reference_profile import write_reference_profile
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
@@ -382,6 +383,8 @@ def _register(
         add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
     elif cfg.get("onnx") and spec.kind == "video":  # its frame tower, parity-checked
         add_frame_tower_onnx(spec, model_dir, model.network)
+    # what monitoring compares traffic with: the validation rows through the finished folder
+    write_reference_profile(model_dir, dm.frames["val"], dm.root, source="validation split")
     tags = {
         "git_commit": git_commit(),
         "data_fingerprint": dm.fingerprint,
