@@ -99,9 +99,9 @@ def test_ipguard_train_help_lists_the_config_groups() -> None:
         [*command, "--help"], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "== Configuration groups ==" in proc.stdout
+    assert "== Config groups (group=option) ==" in proc.stdout  # ipguard.command_help
     for group in ("experiment", "hparams_search", "trainer", "model", "debug"):
-        assert f"{group}:" in proc.stdout, group
+        assert f"  {group}=" in proc.stdout, group
     assert "image_baseline" in proc.stdout and "ddp_cpu" in proc.stdout
 
 
