@@ -52,8 +52,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]
     with tracking_server(tmp_path_factory.mktemp("tracking"), auth=True) as running:
         processes = [psutil.Process(running.pid), *psutil.Process(running.pid).children(True)]
         yield running
-    left = [p.pid for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    left = [p.pid for p in processes if _alive(p)]
     assert not left, f"mlflow server processes left running: {left}"
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="module")
