@@ -17,6 +17,8 @@ from ipguard.command_help import EXAMPLES, KEYS
 from ipguard.config import CONFIG_DIR, compose, config_names
 
 COMMANDS = sorted(KEYS)
+#: five --help processes (~20 s together)
+pytestmark = pytest.mark.slow
 
 
 def _groups(command: str) -> list[str]:

@@ -20,6 +20,9 @@ from mlflow.tracking import MlflowClient
 from ipguard.config import compose
 from ipguard.jobs.evaluate import EvaluationResult, evaluate
 
+#: team_text_model trains once (~20 s) for the module's tests
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def trained(team_text_model: dict[str, Any]) -> dict[str, Any]:

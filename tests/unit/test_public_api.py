@@ -17,6 +17,9 @@ import skops.io
 
 import ipguard
 
+#: team_text_model trains once (~20 s) for the module's tests
+pytestmark = pytest.mark.slow
+
 
 def _store(team_text_model: dict[str, Any]) -> list[str]:
     return [f"paths.root_dir={team_text_model['root']}"]
