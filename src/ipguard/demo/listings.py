@@ -733,6 +733,10 @@ def generate_demo_data(
     return _dataset(root, n)
 
 
+# demo folders already announced as reused in this process: one log line per fact
+_REUSE_ANNOUNCED: set[Path] = set()
+
+
 def ensure_demo_data(
     out_dir: str | Path, n: int = 2000, seed: int = 0, **kwargs: Any
 ) -> DemoDataset:
@@ -755,7 +759,9 @@ def ensure_demo_data(
         from ipguard.demo.references import ensure_reference_catalog
 
         ensure_reference_catalog(root, seed=seed, image_size=image_size)  # older demo folders
-        log.info("demo data: reusing %s", root)
+        if root.resolve() not in _REUSE_ANNOUNCED:  # configs resolve this path many times
+            _REUSE_ANNOUNCED.add(root.resolve())
+            log.info("demo data: reusing %s", root)
         return _dataset(root, n)
     return generate_demo_data(root, n, seed, image_size=image_size, label_noise=label_noise)
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from hydra.utils import get_class, instantiate
+from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,6 +31,7 @@ from ipguard.evaluation.metrics import auroc, average_precision, headline_metric
 from ipguard.evaluation.policy import fit_policy_from_settings
 from ipguard.evaluation.slices import sliced_metrics
 from ipguard.jobs.reference_profile import write_reference_profile
+from ipguard.jobs.quiet_logs import quiet_logs
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
@@ -137,7 +139,8 @@ def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_di
             client.log_artifact(run_id, str(output_dir / name), "data")
     dataset = mlflow.data.from_pandas(
         dm.validation.valid.drop(columns=["_source_file", "_source_row"], errors="ignore"),
-        source=str(dm.manifest_path),
+        # an explicit local source: a bare path matches two registered source kinds (a warning)
+        source=LocalArtifactDatasetSource(str(dm.manifest_path)),
         name=Path(str(dm.manifest_path)).name,
         digest=(dm.fingerprint or "")[:32] or None,
     )
@@ -281,6 +284,7 @@ def _split_scores(model: Any, dm: Any, split: str) -> np.ndarray:
 
 def train(cfg: DictConfig) -> TrainResult:
     """Train, evaluate, and (if ``cfg.register``) register one model. See module docstring."""
+    quiet_logs()  # one line per fact: before Lightning logs its first
     L.seed_everything(cfg.seed, workers=True)
     output_dir = resolve_output_dir(cfg)
     output_dir.mkdir(parents=True, exist_ok=True)

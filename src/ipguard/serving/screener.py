@@ -8,11 +8,13 @@ pickled object is ever deserialised: the model loads with
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from ipguard.serving.request_limits import (
     RequestLimits,
@@ -34,7 +36,14 @@ class ListingScreener(PythonModel):
         )
         self.limits = RequestLimits.from_env()  # bind over REST only: see request_limits
 
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        # typed so MLflow sees a DataFrame model; the logged signature, not the hint, is what
+        # MLflow checks requests against (it infers no schema from a DataFrame hint)
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if in_scoring_server():
             try:
