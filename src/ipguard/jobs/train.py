@@ -30,8 +30,8 @@ from ipguard.evaluation.calibration import fit_calibrator
 from ipguard.evaluation.metrics import auroc, average_precision, headline_metrics
 from ipguard.evaluation.policy import fit_policy_from_settings
 from ipguard.evaluation.slices import sliced_metrics
-from ipguard.jobs.reference_profile import write_reference_profile
 from ipguard.jobs.quiet_logs import quiet_logs
+from ipguard.jobs.reference_profile import write_reference_profile
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
