@@ -9,7 +9,7 @@ STAMP := $(VENV)/.ipguard-setup
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup train test test-fast lint format bench clean
+.PHONY: setup train serve test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ $(STAMP): pyproject.toml
 MODEL ?= fusion
 train: setup
 	$(VENV)/bin/ipguard-train model=$(MODEL) $(ARGS)
+
+## serve the model `make train` registered over REST on 127.0.0.1 (Ctrl-C stops it);
+## MODEL_URI= another version or alias, PORT= another port
+MODEL_URI ?= models:/ipguard-listing@champion
+PORT ?= 5001
+serve: setup
+	$(VENV)/bin/ipguard-serve model_uri=$(MODEL_URI) port=$(PORT)
 
 ## the whole test suite, slow tests included (CI runs this)
 test: setup
