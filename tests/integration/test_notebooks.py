@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # what each notebook registers, and the inline pictures (matplotlib) it must draw at least
 REGISTERS = {"quickstart.ipynb": "ipguard-image", "brand_review.ipynb": "ipguard-listing"}
-PICTURES = {"brand_review.ipynb": 4}
+# quickstart: the evaluation report's five plots and the strip of scored listings
+PICTURES = {"brand_review.ipynb": 4, "quickstart.ipynb": 6}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
