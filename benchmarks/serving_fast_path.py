@@ -13,10 +13,14 @@ signature enforcement.
 Three calls are timed in turns (forward, ``ListingScorer.score``, pyfunc ``predict``, forward,
 ...), so background load on a shared machine weighs on all alike; the ratios are of p50s over
 the same rounds, and the load average is printed with them. The weights are random, which
-does not change the cost. With ``--onnx`` the model is also exported to ONNX Runtime and the
-same request is timed on ``runtime=onnx``.
+does not change the cost. The model is also exported to ONNX Runtime and the same request is
+timed on ``runtime=onnx``, where "forward" is the session's own run on the ready inputs
+(``--torch-only`` skips it). ``--profile`` then runs cProfile over one-listing ``predict``
+calls on each runtime and prints where the time goes: MLflow's signature enforcement (outside
+ipguard's control), request coercion, decoding and hashing, the network, the rest of ipguard's
+path.
 
-    flock /tmp/ipguard-cpu.lock python benchmarks/serving_fast_path.py [--repeats 300]
+    flock /tmp/ipguard-cpu.lock python benchmarks/serving_fast_path.py [--repeats 300] [--profile]
 
 Everything runs in a temporary folder that is removed at the end.
 """
@@ -25,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import json
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -133,10 +139,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "loadavg_before": list(os.getloadavg()),
     }
-    runtimes = ("torch", "onnx") if args.onnx else ("torch",)
+    runtimes = ("torch",) if args.torch_only else ("torch", "onnx")
     with tempfile.TemporaryDirectory(prefix="ipguard-fastpath-") as tmp:
         work = Path(tmp)
-        folder = build_model(work, onnx=args.onnx)
+        folder = build_model(work, onnx=not args.torch_only)
         frame = request(work)
         for runtime in runtimes:
             path = work / f"pyfunc-{runtime}"
@@ -164,8 +170,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "goal": GOALS[n],
                     "met": timed["predict"]["p50_ms"] / forward <= GOALS[n],
                 }
+            if args.profile:
+                results[f"{runtime}_profile"] = profile(model, frame.head(1), calls=args.repeats)
     results["loadavg_after"] = list(os.getloadavg())
     return results
+
+
+#: where one-listing ``predict`` spends its time: (share, the functions whose cumulative time
+#: it is); MLflow's enforcement of the signature runs before the model sees the frame
+PROFILE_PARTS = {
+    "MLflow signature enforcement": ("mlflow/pyfunc/__init__.py", "_validate_prediction_input"),
+    "ipguard ListingScorer.score": ("ipguard/serving/scorer.py", "score"),
+    "  request coercion + image decode": ("ipguard/serving/inputs.py", "collect_inputs"),
+    "  tabular features": ("ipguard/serving/predictors/fusion.py", "tabular_input"),
+    "  network inputs (transform, hashing)": (
+        "ipguard/serving/predictors/fusion.py",
+        "network_inputs",
+    ),
+    "  network (forward or session run)": ("ipguard/serving/predictors/fusion.py", "forward"),
+    "  evidence column": ("ipguard/serving/evidence.py", "evidence_column"),
+}
+
+
+def profile(model: Any, frame: pd.DataFrame, *, calls: int) -> dict[str, float]:
+    """Shares of one-listing ``predict`` time (cProfile, cumulative) per :data:`PROFILE_PARTS`."""
+    for _ in range(10):
+        model.predict(frame)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        model.predict(frame)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    cumulative: dict[str, float] = {}
+    total = 0.0
+    for (path, _, function), (_, _, _, cum, _) in stats.items():
+        if path.endswith("mlflow/pyfunc/__init__.py") and function == "predict":
+            total = max(total, cum)
+        for part, (suffix, name) in PROFILE_PARTS.items():
+            if path.endswith(suffix) and function == name:
+                cumulative[part] = cumulative.get(part, 0.0) + cum
+    shares = {part: cumulative.get(part, 0.0) / total for part in PROFILE_PARTS}
+    return {"profiled_ms_per_call": 1000 * total / calls, **shares}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -184,6 +230,13 @@ def table(results: dict[str, Any]) -> str:
             f"| {r['predict_over_forward_cpu']:.2f}x "
             f"| {r['goal']}x {'met' if r['met'] else 'missed'} | {r['forward']['n']} |"
         )
+    for key, r in results.items():
+        if key.endswith("_profile"):
+            lines.append(
+                f"\n{key.removesuffix('_profile')}, 1 listing, cProfile: "
+                f"{r['profiled_ms_per_call']:.1f} ms a call under the profiler"
+            )
+            lines += [f"- {part}: {r[part]:.0%}" for part in PROFILE_PARTS]
     return "\n".join(lines)
 
 
@@ -191,7 +244,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=300, help="rounds for one listing")
     parser.add_argument("--budget-s", type=float, default=60.0, help="time cap per case")
-    parser.add_argument("--onnx", action="store_true", help="also time runtime=onnx")
+    parser.add_argument("--torch-only", action="store_true", help="skip runtime=onnx")
+    parser.add_argument("--profile", action="store_true", help="profile one-listing predict")
     parser.add_argument(
         "--threads",
         type=int,

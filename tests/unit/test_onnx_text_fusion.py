@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ipguard.text.normalization import model_text
 
 from ipguard.data.catalog import catalog_featurizer
 from ipguard.data.columns import label_array
 from ipguard.logistic import sigmoid
 from ipguard.models.fusion_classifier import FusionClassifier
 from ipguard.models.text_classifier import FastTextClassifier
+from ipguard.nets.fusion import FusionNetwork
 from ipguard.nets.graphs import FusionGraph, HashedTextGraph, NgramBatch
+from ipguard.nets.text import HashedTextNetwork
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import pyfunc_arguments
 from ipguard.serving.inputs import collect_inputs
@@ -37,6 +38,7 @@ from ipguard.serving.onnx import (
 )
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import ModelSpec
+from ipguard.text.normalization import model_text
 
 SIZE = 32
 BUCKETS = 2048
@@ -229,3 +231,14 @@ def test_onnx_runtime_missing_serves_on_torch_with_a_warning(
         scorer = ListingScorer.load(trained["fusion"], runtime="onnx")
     assert scorer.predictor.session is None
     pd.testing.assert_frame_equal(scorer.score(frame), expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "network"), [("fusion", FusionNetwork), ("text", HashedTextNetwork)]
+)
+def test_export_of_a_model_folder_exports_its_whole_network(trained, name: str, network) -> None:
+    from ipguard.jobs.export import _network, _Source  # what ipguard-export model_dir=... exports
+
+    spec = ModelSpec.load(trained[name])
+    found = _network(_Source(trained[name], spec, None, "a model folder", True))
+    assert type(found) is network
