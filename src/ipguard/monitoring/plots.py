@@ -141,6 +141,8 @@ def plot_report(
         _categorical_panel(ax, profile.categorical[column], cur, column)
     cur_flags = flag_counts(flag_sets(traffic))
     keys = sorted(set(profile.flags) | set(cur_flags))
+    if not keys:
+        axes[-1].text(0.5, 0.5, "no row flagged on either side", ha="center", va="center")
     axes[-1].bar(
         np.arange(len(keys)) - 0.2,
         [profile.flags.get(k, 0) / profile.rows for k in keys],
