@@ -1,6 +1,6 @@
-"""The loop after deployment, on demo traffic: deploy, score shifted traffic, reviewers' and
-appeals' outcomes joined into labels, retrain on base + feedback, and the gate on the frozen set
-and the recent window.
+"""The loop after deployment, on demo traffic: deploy, score shifted traffic, the monitor's
+alarm, reviewers' and appeals' outcomes joined into labels, retrain on base + feedback, and the
+gate on the frozen set and the recent window.
 
 The models are tiny and barely trained, so which way the gate goes is not the point; what is
 asserted is what each step must guarantee: labels follow the stated rules, every outcome row is
@@ -87,6 +87,7 @@ def test_deploy_score_feedback_retrain_promote(
 ) -> None:
     from ipguard.jobs.batch_score import score_manifest
     from ipguard.jobs.feedback import feedback
+    from ipguard.jobs.monitor import ALERT_EXIT_CODE, monitor
     from ipguard.jobs.promote import promote
 
     home = tmp_path / "home"
@@ -112,8 +113,22 @@ def test_deploy_score_feedback_retrain_promote(
         )  # fmt: skip
         assert scored.rows_out == len(traffic) == 166
 
-        # TODO(monitor): ipguard-monitor on traffic_dir / "scores" (exit code 3) once
-        # ipguard.monitoring is in git.
+        # the monitor sees the shift: a market the reference never saw (exit code 3)
+        drift = monitor(
+            compose(
+                "monitor",
+                [
+                    f"model_uri=models:/{store.name}@champion",
+                    f"traffic={traffic_dir / 'scores'}",
+                    f"output={tmp_path / 'monitor'}",
+                    f"mlflow.tracking_uri={store.tracking_uri}",
+                    f"paths.root_dir={home}",
+                    "evidently=false",
+                ],
+            )
+        )
+        assert drift.exit_code == ALERT_EXIT_CODE
+        assert "market" in {a.feature for a in drift.alerts}, [a.describe() for a in drift.alerts]
 
         # outcomes: weeks 1-3 become training labels, week 4 the recent window
         ids = list(traffic["listing_id"])
