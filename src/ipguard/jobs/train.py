@@ -33,6 +33,7 @@ from ipguard.evaluation.slices import sliced_metrics
 from ipguard.jobs.quiet_logs import quiet_logs
 from ipguard.jobs.reference_profile import write_reference_profile
 from ipguard.jobs.run import announce, config_hash, git_commit, job_tracking, resolve_output_dir
+from ipguard.jobs.training_manifest import MANIFEST_RECORD, manifest_record
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
@@ -132,6 +133,7 @@ def _log_run_facts(client: Any, run_id: str, cfg: DictConfig, dm: Any, output_di
     client.log_dict(run_id, resolved, "config/train.yaml")
     summary = dm.summary()
     client.log_dict(run_id, summary, "data/summary.json")
+    client.log_dict(run_id, manifest_record(dm), MANIFEST_RECORD)  # evaluate finds it again
     for key in ("rows_in", "rows_valid", "rows_rejected", "rows_train", "rows_val", "rows_test"):
         client.log_metric(run_id, f"data/{key}", summary[key])
     for name in ("splits.csv", "rejects.csv"):
