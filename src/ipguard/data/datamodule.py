@@ -158,18 +158,7 @@ class ListingDataModule(L.LightningDataModule):
         if self.frames:
             return  # idempotent: train() sets up early to size the loss, Lightning calls again
         self.manifest_path = self.resolve_manifest()
-        rejects = self.output_dir / "rejects.csv" if self.output_dir else None
-        self.validation = load_manifest(
-            self.manifest_path,
-            on_error=self.on_error,
-            require_label=True,
-            check_images=self.check_images,
-            rejects_path=rejects if self.on_error == "quarantine" else None,
-            label_values=self.label_values,
-            decode_images=self.decode_images,  # type: ignore[arg-type]
-            unusable_images=self.unusable_images,  # type: ignore[arg-type]
-            encoding=self.encoding,
-        )
+        self.validation = self._read(self.manifest_path, "rejects.csv")
         self._log_image_check()
         frame = self.validation.valid.reset_index(drop=True)
         self.root = manifest_root(self.manifest_path)
@@ -192,13 +181,11 @@ class ListingDataModule(L.LightningDataModule):
                 raise ValueError(f"the {name} split is empty; check data.split fractions")
             self.frames[name] = part
 
-    def _with_feedback(self, frame: pd.DataFrame, splits: pd.Series) -> tuple[Any, Any]:
-        """The base rows as split, plus the feedback manifest's rows (its own rejects file)."""
-        path = Path(str(self.feedback)).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"data.feedback={self.feedback} does not exist")
-        rejects = self.output_dir / "feedback_rejects.csv" if self.output_dir else None
-        checked = load_manifest(
+    def _read(self, path: Path, rejects_name: str) -> Any:
+        """A labelled manifest validated with this module's options; in quarantine mode its
+        rejects go to ``output_dir / rejects_name``."""
+        rejects = self.output_dir / rejects_name if self.output_dir else None
+        return load_manifest(
             path,
             on_error=self.on_error,
             require_label=True,
@@ -209,6 +196,13 @@ class ListingDataModule(L.LightningDataModule):
             unusable_images=self.unusable_images,  # type: ignore[arg-type]
             encoding=self.encoding,
         )
+
+    def _with_feedback(self, frame: pd.DataFrame, splits: pd.Series) -> tuple[Any, Any]:
+        """The base rows as split, plus the feedback manifest's rows (its own rejects file)."""
+        path = Path(str(self.feedback)).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"data.feedback={self.feedback} does not exist")
+        checked = self._read(path, "feedback_rejects.csv")
         merged = merge_feedback(
             frame,
             pd.Series(np.asarray(splits, dtype=object), index=frame.index),

@@ -25,7 +25,6 @@ How rows about the same listing are resolved, and joined with the scored traffic
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -39,6 +38,7 @@ from ipguard.data.columns import BOOKKEEPING_COLUMNS, LABELS, REJECT_REASON, SOU
 from ipguard.data.errors import ManifestError, Problem, file_problem
 from ipguard.data.pandera_import import pa
 from ipguard.data.schema import (
+    ValidationResult,
     _allowed_reason,
     _check_columns,
     _frame_source,
@@ -92,37 +92,13 @@ def _same(found: _RowProblems, mask: pd.Series | np.ndarray, column: str, reason
     found.add(positions, column, [reason] * len(positions))
 
 
-@dataclass
-class Feedback:
-    """Typed valid decisions, rejected rows with their reasons, and the counts that add up.
-
-    ``valid`` holds the contract's columns typed (``decided_at`` / ``appealed_at`` as UTC
-    timestamps, ``reviewer_decision`` mapped onto a contract label, ``appeal_outcome`` lower
-    case with blank read as ``none``), plus ``kind`` (``review`` / ``appeal``), ``label``, any
-    extra columns as read, and ``_source_file`` / ``_source_row``. ``rejected`` holds the
-    rejected rows as written plus ``reject_reason``, like a manifest's rejects.
-    """
-
-    valid: pd.DataFrame
-    rejected: pd.DataFrame
-    rows_in: int
-    rows_valid: int
-    rows_rejected: int
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.rows_in != self.rows_valid + self.rows_rejected:
-            raise ValueError(
-                f"row accounting broken: rows_in={self.rows_in} != rows_valid={self.rows_valid}"
-                f" + rows_rejected={self.rows_rejected}"
-            )
-
-    def summary(self) -> str:
-        return (
-            f"rows_in={self.rows_in} rows_valid={self.rows_valid} "
-            f"rows_rejected={self.rows_rejected}"
-        )
+Feedback = ValidationResult
+"""What reading a feedback file gives, counted like a manifest's validation: ``valid`` holds
+the contract's columns typed (``decided_at`` / ``appealed_at`` as UTC timestamps,
+``reviewer_decision`` mapped onto a contract label, ``appeal_outcome`` lower case with blank
+read as ``none``), plus ``kind`` (``review`` / ``appeal``), ``label``, any extra columns as
+read, and ``_source_file`` / ``_source_row``; ``rejects`` the rejected rows as written plus
+``reject_reason``; ``rows_in == rows_valid + rows_rejected``."""
 
 
 @lru_cache(maxsize=1)
@@ -272,7 +248,7 @@ def _validate(
     )
     return Feedback(
         valid=_with_labels(valid),
-        rejected=rejects,
+        rejects=rejects,
         rows_in=len(raw),
         rows_valid=len(valid),
         rows_rejected=len(rejects),
@@ -303,5 +279,5 @@ def load_feedback(
         find_lines=_line_finder(root, frame[SOURCE_FILE].value_counts().to_dict(), encoding),
     )
     if rejects_path is not None:
-        io.write_table(result.rejected, rejects_path, default_format="csv")
+        io.write_table(result.rejects, rejects_path, default_format="csv")
     return result

@@ -187,7 +187,7 @@ def join_feedback_files(
     for column in ("decided_at", "appealed_at"):  # as the rejected rows write them: ISO 8601
         stamps = quarantined[column]
         quarantined[column] = stamps.map(lambda t: None if pd.isna(t) else t.isoformat())
-    set_aside = pd.concat([outcomes.rejected, quarantined], ignore_index=True)
+    set_aside = pd.concat([outcomes.rejects, quarantined], ignore_index=True)
     set_aside = set_aside[[c for c in set_aside.columns if c != REJECT_REASON] + [REJECT_REASON]]
     io.write_table(set_aside, quarantine_path, default_format="csv")
     decisions = io.write_table(joined.decisions, _sibling(output, "decisions.csv"))
