@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def clone(tmp_path: Path) -> Path:
     """HEAD of this checkout, cloned; its ``.venv`` is this interpreter's."""
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout: nothing to clone")
+    missing = [tool for tool in ("git", "make", "curl") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the README's commands need {missing} on PATH")
     target = tmp_path / "ipguard"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True)
     (target / ".venv").symlink_to(Path(sys.prefix))  # the venv this test runs in
