@@ -223,7 +223,7 @@ def test_feedback_file_rows_are_valid_or_rejected_with_file_row_and_column(
     assert "unknown decision 'maybe'" in messages[(2, "reviewer_decision")]
     assert "unknown appeal_outcome 'sometimes'" in messages[(3, "appeal_outcome")]
     assert "missing required value" in messages[(4, "listing_id")]
-    assert "'03/04/2026' is not a timestamp" in messages[(5, "decided_at")]
+    assert "'03/04/2026' is not a parseable timestamp" in messages[(5, "decided_at")]
     assert "no label" in messages[(5, "reviewer_decision")]
     assert "sellers appeal rejections" in messages[(6, "reviewer_decision")]
     assert "reviewer_id or a queue_id" in messages[(6, "reviewer_id")]

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from ipguard.data import io
-from ipguard.data.coercion import coerce_text, coerce_timestamp
 from ipguard.data.columns import BOOKKEEPING_COLUMNS, LABELS, REJECT_REASON, SOURCE_FILE
 from ipguard.data.errors import ManifestError, Problem, file_problem
 from ipguard.data.pandera_import import pa
@@ -47,10 +46,10 @@ from ipguard.data.schema import (
     _provenance,
     _RowProblems,
     _schema_problems,
-    _shown,
     _text_column,
     label_mapping,
     split_rows,
+    typed_columns,
 )
 
 __all__ = [
@@ -122,34 +121,16 @@ def feedback_schema() -> pa.DataFrameSchema:
 def _typed_feedback(
     raw: pd.DataFrame, found: _RowProblems, labels: Mapping[str, str]
 ) -> pd.DataFrame:
-    """Contract columns typed (absent optional ones added as missing), extra columns kept."""
-    n = len(raw)
-    columns: dict[str, pd.Series] = {}
-    for name in FEEDBACK_COLUMNS:
-        values = raw[name] if name in raw else pd.Series([None] * n, dtype=object)
-        if name in ("decided_at", "appealed_at"):
-            typed, bad = coerce_timestamp(values)
-            found.add_mask(
-                bad, name, lambda v, c=name: f"{c} {_shown(v)} is not a timestamp; {_TIMESTAMP}",
-                values,
-            )  # fmt: skip
-            if name == "decided_at":
-                _same(found, typed.isna() & ~bad, name, f"missing decided_at; {_TIMESTAMP}")
-        else:
-            typed, bad = coerce_text(values)
-            found.add_mask(
-                bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
-            )
-            if name == "reviewer_decision":
-                mapped = typed.str.strip().str.casefold().map({**_OWN_LABELS, **labels})
-                typed = mapped.where(mapped.notna(), typed)
-            elif name == "appeal_outcome":
-                typed = typed.str.strip().str.lower().fillna("none")
-        columns[name] = typed.reset_index(drop=True)
-    for name in raw.columns:
-        if name not in FEEDBACK_COLUMNS and name not in BOOKKEEPING_COLUMNS:
-            columns[name] = raw[name].reset_index(drop=True)
-    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+    """Contract columns typed (absent optional ones added as missing), extra columns kept;
+    decisions mapped onto contract labels, appeal outcomes lower case (blank: ``none``)."""
+    typed = typed_columns(raw, FEEDBACK_COLUMNS, found, timestamps=("decided_at", "appealed_at"))
+    blank = raw["decided_at"].isna() | raw["decided_at"].astype(str).str.strip().eq("")
+    _same(found, blank.to_numpy(), "decided_at", f"missing decided_at; {_TIMESTAMP}")
+    decision = typed["reviewer_decision"]
+    mapped = decision.str.strip().str.casefold().map({**_OWN_LABELS, **labels})
+    typed["reviewer_decision"] = mapped.where(mapped.notna(), decision)
+    typed["appeal_outcome"] = typed["appeal_outcome"].str.strip().str.lower().fillna("none")
+    return typed
 
 
 def _decision_problems(typed: pd.DataFrame, found: _RowProblems) -> None:

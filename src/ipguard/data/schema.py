@@ -627,6 +627,45 @@ def _typed_manifest(
     return pd.DataFrame(columns, index=pd.RangeIndex(n))
 
 
+def typed_columns(
+    raw: pd.DataFrame,
+    columns: Iterable[str],
+    found: _RowProblems,
+    *,
+    timestamps: Iterable[str] = (),
+    known: Iterable[str] = (),
+) -> pd.DataFrame:
+    """A contract's columns typed as text or UTC timestamps (absent ones all missing), each
+    value that cannot be typed a row problem of its column, and the extra columns kept as read
+    (other than the bookkeeping ones and ``known``); for contracts beside the manifest's
+    (feedback files) that need no other coercion."""
+    n, stamped, columns = len(raw), set(timestamps), list(columns)
+    typed: dict[str, pd.Series] = {}
+    for name in columns:
+        values = raw[name] if name in raw else pd.Series([None] * n, dtype=object)
+        if name in stamped:
+            out, bad = coerce_timestamp(values)
+            found.add_mask(
+                bad, name,
+                lambda v, c=name: (
+                    f"{c} {_shown(v)} is not a parseable timestamp; expected ISO 8601 such as "
+                    "2024-03-01T12:00:00Z"
+                ),
+                values,
+            )  # fmt: skip
+        else:
+            out, bad = coerce_text(values)
+            found.add_mask(
+                bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
+            )
+        typed[name] = out.reset_index(drop=True)
+    skip = {*columns, *BOOKKEEPING_COLUMNS, *known}
+    for name in raw.columns:
+        if name not in skip:
+            typed[name] = raw[name].reset_index(drop=True)
+    return pd.DataFrame(typed, index=pd.RangeIndex(n))
+
+
 LineFinder = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Maps (file names, row numbers) to the physical line of each row, -1 where unknown."""
 
