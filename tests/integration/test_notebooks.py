@@ -13,9 +13,17 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # what each notebook registers, and the inline pictures (matplotlib) it must draw at least
-REGISTERS = {"quickstart.ipynb": "ipguard-image", "brand_review.ipynb": "ipguard-listing"}
+REGISTERS = {
+    "quickstart.ipynb": "ipguard-image",
+    "brand_review.ipynb": "ipguard-listing",
+    "monitoring.ipynb": "ipguard-text",
+}
 # quickstart: the evaluation report's five plots and the strip of scored listings
-PICTURES = {"brand_review.ipynb": 4, "quickstart.ipynb": 6}
+# monitoring: the report's three plots, the score distributions, the overturn rates per market,
+# the strip of overturned appeals and the lane rates over time
+PICTURES = {"brand_review.ipynb": 4, "quickstart.ipynb": 6, "monitoring.ipynb": 7}
+# the tables a notebook must show (pandas HTML headers): monitoring's summary of checks
+TABLES = {"monitoring.ipynb": ("check", "feature", "statistic", "threshold", "drifted", "slice")}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -33,6 +41,8 @@ def test_notebook_runs_in_a_real_kernel(
     assert f"ipguard: registered {REGISTERS[path.name]} v1 @challenger" in text
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) >= PICTURES.get(path.name, 0)
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert all(f"<th>{column}</th>" in html for column in TABLES.get(path.name, ())), path.name
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
