@@ -81,6 +81,7 @@ def test_a_registered_model_is_monitored_against_its_stored_profile(
     found = {(a.check, a.feature, a.where) for a in worded_result.alerts}
     assert ("feature_psi", "text_length", "overall") in found
     assert ("score_psi", "score", "overall") in found
+    assert ("feature_psi", "unknown_words", "overall") in found
     summary = json.loads((worded_result.report_dir / "summary.json").read_text())
     assert summary["model"]["version"] == exported.registered.version
     assert summary["reference"]["rows"] == 1500

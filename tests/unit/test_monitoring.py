@@ -163,3 +163,15 @@ def test_fewer_listings_with_a_photo_is_a_flag_share_finding(profile: Profile) -
     alerts = _alerts(profile, traffic)
     assert "flag_share:image_missing@overall" in alerts
     assert "flag_share:any@overall" in alerts
+
+
+def test_new_words_of_the_same_length_move_unknown_words_not_text_length(
+    profile: Profile,
+) -> None:
+    traffic = draw_traffic(3000, seed=2)
+    swap = {"original": "replicaa", "leather": "mirrors", "classic": "copyAAA"}  # same lengths
+    traffic["title"] = [" ".join(swap.get(w, w) for w in t.split()) for t in traffic["title"]]
+    alerts = _alerts(profile, traffic)
+    assert "feature_psi:unknown_words@overall" in alerts
+    assert "feature_psi:text_length@overall" not in alerts
+    assert set(profile.vocabulary) == set(WORDS)

@@ -58,6 +58,7 @@ SUMMARY_VERSION = 1
 #: columns each input feature is read from in the traffic
 FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
     "text_length": ("title",),
+    "unknown_words": ("title",),
     "price_ratio": ("price", "currency"),
     "flags": ("flags",),
     **{c: (c,) for c in CATEGORICAL},

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ipguard.monitoring.features import categorical_values, numeric_values
+from ipguard.monitoring.features import categorical_values
 from ipguard.monitoring.profile import Profile
 
 __all__ = ["EvidentlyDrift", "evidently_drift", "reference_frame", "traffic_frame"]
@@ -84,7 +84,7 @@ def traffic_frame(traffic: pd.DataFrame, profile: Profile, columns: Sequence[str
     out: dict[str, Any] = {}
     for column in columns:
         if column in profile.numeric:
-            out[column] = numeric_values(traffic, column, profile.price_reference)
+            out[column] = profile.values(traffic, column)
         elif column == "decision":
             out[column] = traffic["decision"].astype(str).to_numpy()
         else:

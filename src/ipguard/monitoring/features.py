@@ -8,6 +8,9 @@ columns). Only pandas and numpy: the profile is built inside the export, beside 
 * categorical: ``market``, ``language``, ``category``, ``currency`` as text, a missing or blank
   value as :data:`MISSING` (a missing market is a value to watch, not a row to drop);
 * ``text_length``: characters of title plus description, what a new counterfeit wording moves;
+* ``unknown_words``: the share of a listing's words (title and description, letters only,
+  case-folded) outside the reference's vocabulary (its 2,000 most frequent words): a new
+  counterfeit wording that keeps the length of the old one still moves this;
 * ``price_ratio``: the price against the reference's median price of the same brand in the
   same currency (or of the currency alone where the reference has too few listings of the
   brand). ipguard carries no exchange rates (see :mod:`ipguard.data.tabular`), so a ratio is
@@ -17,8 +20,9 @@ columns). Only pandas and numpy: the profile is built inside the export, beside 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,16 +39,22 @@ __all__ = [
     "flag_sets",
     "numeric_values",
     "price_reference",
+    "unknown_word_shares",
+    "vocabulary",
 ]
 
 CATEGORICAL: tuple[str, ...] = ("market", "language", "category", "currency")
-NUMERIC: tuple[str, ...] = ("score", "text_length", "price_ratio")
+NUMERIC: tuple[str, ...] = ("score", "text_length", "unknown_words", "price_ratio")
 SLICE_COLUMNS: tuple[str, ...] = ("market", "language", "category")
 LANES: tuple[str, ...] = ("reject", "review", "approve")
 MISSING = "(missing)"
 FLAG_SEPARATOR = ","  # as the scorer joins them (ipguard.serving.inputs.FLAG_SEPARATOR)
 #: listings of one brand in one currency the reference needs before its median is used
 MIN_BRAND_ROWS = 5
+#: words the reference's vocabulary keeps (the most frequent), and how often a word must occur
+VOCABULARY_SIZE = 2000
+MIN_WORD_COUNT = 2
+_WORD = re.compile(r"[^\W\d_]+")
 
 
 def _text(column: pd.Series) -> pd.Series:
@@ -67,6 +77,34 @@ def text_lengths(frame: pd.DataFrame) -> np.ndarray:
             values = _text(frame[column])
             total += values.map(lambda v: 0 if v is None else len(str(v))).to_numpy(float)
     return total
+
+
+def _words(frame: pd.DataFrame) -> list[list[str]]:
+    rows: list[list[str]] = [[] for _ in range(len(frame))]
+    for column in ("title", "description"):
+        if column in frame:
+            for i, value in enumerate(_text(frame[column])):
+                if value is not None:
+                    rows[i] += _WORD.findall(str(value).casefold())
+    return rows
+
+
+def vocabulary(frame: pd.DataFrame, size: int = VOCABULARY_SIZE) -> list[str]:
+    """The reference's most frequent words (seen at least :data:`MIN_WORD_COUNT` times)."""
+    counts: Counter[str] = Counter()
+    for words in _words(frame):
+        counts.update(words)
+    common = [w for w, c in counts.most_common() if c >= MIN_WORD_COUNT]
+    return sorted(common[:size])
+
+
+def unknown_word_shares(frame: pd.DataFrame, known: Collection[str]) -> np.ndarray:
+    """Per row, the share of its words outside ``known``; NaN for a row without words."""
+    known = set(known)
+    return np.asarray(
+        [sum(w not in known for w in ws) / len(ws) if ws else np.nan for ws in _words(frame)],
+        dtype=np.float64,
+    )
 
 
 def _prices(frame: pd.DataFrame) -> np.ndarray:
@@ -121,13 +159,18 @@ def price_ratios(frame: pd.DataFrame, reference: Mapping[str, Mapping[str, float
 
 
 def numeric_values(
-    frame: pd.DataFrame, name: str, prices: Mapping[str, Mapping[str, float]]
+    frame: pd.DataFrame,
+    name: str,
+    prices: Mapping[str, Mapping[str, float]],
+    known_words: Collection[str] = (),
 ) -> np.ndarray:
     """One of :data:`NUMERIC` per row, NaN where it cannot be had."""
     if name == "score":
         return pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=np.float64)
     if name == "text_length":
         return text_lengths(frame)
+    if name == "unknown_words":
+        return unknown_word_shares(frame, known_words)
     if name == "price_ratio":
         return price_ratios(frame, prices)
     raise ValueError(f"numeric feature {name!r}: expected one of {NUMERIC}")

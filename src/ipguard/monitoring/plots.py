@@ -24,7 +24,6 @@ from ipguard.monitoring.features import (
     flag_counts,
     flag_sets,
     lane_counts,
-    numeric_values,
 )
 from ipguard.monitoring.profile import Profile, bin_counts
 
@@ -67,7 +66,7 @@ def _paired(
 
 def _bin_labels(edges: Sequence[float], missing: bool) -> list[str]:
     bounds = ["-inf", *(f"{e:.3g}" for e in edges), "inf"]
-    labels = [f"[{a}, {b})" for a, b in itertools.pairwise(bounds)]
+    labels = [f"({a}, {b}]" for a, b in itertools.pairwise(bounds)]
     return [*labels, "missing"] if missing else labels
 
 
@@ -118,7 +117,7 @@ def plot_report(
     folder.mkdir(parents=True, exist_ok=True)
     traffic = traffic.reset_index(drop=True)
     fig, (scores, lanes) = _grid(2)
-    _numeric_panel(scores, profile, "score", numeric_values(traffic, "score", {}), "score")
+    _numeric_panel(scores, profile, "score", profile.values(traffic, "score"), "score")
     cur_lanes = lane_counts(traffic["decision"].astype(str))
     _paired(
         lanes,
@@ -131,9 +130,7 @@ def plot_report(
     inputs = [n for n in numeric if n != "score"]
     fig, axes = _grid(len(inputs) + len(categorical) + 1)
     for ax, name in zip(axes, inputs, strict=False):
-        _numeric_panel(
-            ax, profile, name, numeric_values(traffic, name, profile.price_reference), name
-        )
+        _numeric_panel(ax, profile, name, profile.values(traffic, name), name)
     for ax, column in zip(axes[len(inputs) :], categorical, strict=False):
         cur = {
             str(k): int(v) for k, v in categorical_values(traffic, column).value_counts().items()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from ipguard.monitoring.features import (
     lane_counts,
     numeric_values,
     price_reference,
+    vocabulary,
 )
 
 __all__ = [
@@ -54,6 +56,7 @@ DEFAULT_BINS = 10
 DEFAULT_SAMPLE = 500
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _REQUIRED = ("score", "decision")
+_SKIP = np.inf  # a value left out of a numeric summary (neither binned nor missing)
 
 
 @dataclass
@@ -92,12 +95,18 @@ class Profile:
     flags: dict[str, int]
     price_reference: dict[str, dict[str, float]]
     slices: dict[str, dict[str, SliceSummary]]
+    vocabulary: list[str] = field(default_factory=list)
+    """The reference's most frequent words, what ``unknown_words`` is measured against."""
     schema_version: int = SCHEMA_VERSION
 
     @property
     def features(self) -> list[str]:
         """The input features this profile can be compared on (not the score)."""
         return [n for n in self.numeric if n != "score"] + list(self.categorical)
+
+    def values(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        """A numeric feature of ``frame``'s rows, derived against this reference."""
+        return numeric_values(frame, name, self.price_reference, self.vocabulary)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +133,7 @@ class Profile:
                     column: {value: SliceSummary(**s) for value, s in values.items()}
                     for column, values in data["slices"].items()
                 },
+                vocabulary=[str(w) for w in data.get("vocabulary", [])],
             )
         except (KeyError, TypeError) as err:
             raise ValueError(
@@ -145,11 +155,15 @@ def load_profile(model_dir: str | Path) -> Profile | None:
 
 
 def bin_counts(values: np.ndarray, edges: list[float]) -> list[int]:
-    """Counts of ``values`` over the bins ``edges`` bound, then the count of missing (NaN)."""
+    """Counts of ``values`` over the bins ``edges`` bound, then the count of missing (NaN).
+
+    A bin holds the values up to and including its upper edge, so a point mass at an edge (a
+    reference where every listing has no unknown word: all 0) stays below it, and traffic
+    above it lands in the next bin instead of in the same one."""
     finite = np.isfinite(values)
-    index = np.searchsorted(np.asarray(edges, dtype=np.float64), values[finite], side="right")
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), values[finite], side="left")
     counts = np.bincount(index, minlength=len(edges) + 1)
-    return [int(c) for c in counts] + [int((~finite).sum())]
+    return [int(c) for c in counts] + [int(np.isnan(values).sum())]
 
 
 def _edges(values: np.ndarray, bins: int) -> list[float]:
@@ -166,6 +180,7 @@ def _round(value: float) -> float:
 
 
 def _numeric(values: np.ndarray, bins: int, sample_size: int, rng: np.random.Generator):
+    values = values[values != _SKIP]
     edges = _edges(values, bins)
     counts = bin_counts(values, edges)
     finite = values[np.isfinite(values)]
@@ -216,7 +231,12 @@ def build_profile(
     rng = np.random.default_rng(seed)
     prices = price_reference(scored)
     present = [n for n in NUMERIC if n == "score" or _has_inputs(scored, n)]
-    values = {n: numeric_values(scored, n, prices) for n in present}
+    held_out = _held_out(scored)
+    words = vocabulary(scored[~held_out]) if "unknown_words" in present else []
+    values = {n: numeric_values(scored, n, prices, words) for n in present}
+    if "unknown_words" in present:
+        # measured only on rows whose sellers the vocabulary never saw, as traffic will be
+        values["unknown_words"] = np.where(held_out, values["unknown_words"], _SKIP)
     numeric = {n: _numeric(values[n], bins, sample_size, rng) for n in present}
     categories = {c: categorical_values(scored, c) for c in CATEGORICAL if c in scored}
     flags = flag_sets(scored)
@@ -244,7 +264,22 @@ def build_profile(
         flags=flag_counts(flags),
         price_reference=prices,
         slices=slices,
+        vocabulary=words,
     )
+
+
+def _held_out(frame: pd.DataFrame) -> np.ndarray:
+    """Half the reference's sellers (by a stable hash; a row without a seller is its own), whose
+    words the vocabulary is not built from. Measured against a vocabulary of its own rows the
+    reference would know every word it has, and any fresh traffic would look new: a seller's
+    listings share their wording, so even another half of the same sellers would be too
+    familiar."""
+    owners = frame["seller_id"] if "seller_id" in frame else pd.Series([None] * len(frame))
+    keys = [
+        f"s:{s}" if isinstance(s, str) and s.strip() else f"r:{i}"
+        for i, s in enumerate(owners.astype(object))
+    ]
+    return np.asarray([zlib.crc32(k.encode()) % 2 == 1 for k in keys], dtype=bool)
 
 
 def _counts(values: pd.Series) -> dict[str, int]:
@@ -252,7 +287,7 @@ def _counts(values: pd.Series) -> dict[str, int]:
 
 
 def _has_inputs(frame: pd.DataFrame, name: str) -> bool:
-    if name == "text_length":
+    if name in ("text_length", "unknown_words"):
         return "title" in frame or "description" in frame
     return "price" in frame and "currency" in frame
 
