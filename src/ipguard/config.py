@@ -40,6 +40,20 @@ def _demo_folder_only(name: str) -> Callable[..., Any]:
     return resolve
 
 
+def _demo_brands() -> Callable[..., Any]:
+    """``${ipguard.demo_catalog:MANIFEST[,REFERENCES]}``: the demo's brand catalog CSV, or with
+    ``REFERENCES`` true its reference catalog folder; ``None`` for a team's own manifest. One
+    resolver with a flag, so an experiment picks the folder by setting a new key instead of
+    writing over ``data.brands`` (a merge resolves the interpolation it replaces)."""
+    catalog = _demo_folder_only("demo_catalog")
+    references = _demo_folder_only("demo_reference_catalog")
+
+    def resolve(manifest: Any, reference_folder: Any = False) -> Any:
+        return (references if reference_folder else catalog)(manifest)
+
+    return resolve
+
+
 def _register_resolvers() -> None:
     # ``abspath`` makes tracking URIs and data folders independent of the current directory,
     # which Jupyter kernels, DDP workers and Hydra multiruns all change in different ways.
@@ -54,7 +68,7 @@ def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("ipguard.demo_manifest"):
         OmegaConf.register_new_resolver("ipguard.demo_manifest", _demo("listings", "demo_manifest"))
     if not OmegaConf.has_resolver("ipguard.demo_catalog"):
-        OmegaConf.register_new_resolver("ipguard.demo_catalog", _demo_folder_only("demo_catalog"))
+        OmegaConf.register_new_resolver("ipguard.demo_catalog", _demo_brands())
     # the brands' reference catalog folder (photos, logos, prices, sellers, aliases) of a demo
     # manifest, None for a user's
     if not OmegaConf.has_resolver("ipguard.demo_reference_catalog"):
