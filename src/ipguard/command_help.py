@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -95,6 +96,34 @@ KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         ("encoding", "CSV / JSON-lines encoding; null: UTF-8"),
         ("mlflow.tracking_uri", "null: $MLFLOW_TRACKING_URI, else sqlite in paths.root_dir"),
     ),
+    "feedback": (
+        ("feedback", "reviewers' and appeals' outcomes file (required)"),
+        ("traffic", "the scored traffic: an ipguard-score output folder or file (required)"),
+        ("output", "the labelled manifest to write: .csv, .parquet, .jsonl (required)"),
+        ("base", "the base training manifest: its listings are not duplicated"),
+        ("holdout", "the frozen evaluation manifest: its listings never become labels"),
+        ("label_values", "the reviewers' decision values -> genuine / infringing"),
+        ("base_label_values", "the base manifest's own labels"),
+        ("images_root", "where the traffic's image_path values resolve"),
+        ("images", "link (photos linked beside output) | refer (no copies)"),
+        ("on_error", "quarantine (set aside, counted) | raise"),
+        ("encoding", "CSV / JSON-lines encoding; null: UTF-8"),
+    ),
+    "monitor": (
+        ("model_uri", "the model whose reference profile the traffic is compared with"),
+        ("traffic", "scored traffic: a file, folder or quoted glob (required)"),
+        ("reference", "a window of traffic to compare with instead of the stored profile"),
+        ("features", "input features to check; null: every one the profile holds"),
+        ("output", "report folder; null: the run folder"),
+        ("evidently", "also run Evidently's data-drift preset"),
+        ("thresholds.score_psi", "PSI of the score distribution that is drift"),
+        ("thresholds.feature_psi", "PSI of an input feature that is drift"),
+        ("thresholds.slice_psi", "PSI within one market / language / category"),
+        ("thresholds.lane_points", "change of a lane's share, in points"),
+        ("thresholds.min_rows", "rows a slice needs on both sides to be compared"),
+        ("encoding", "CSV / JSON-lines encoding; null: UTF-8"),
+        ("mlflow.tracking_uri", "null: $MLFLOW_TRACKING_URI, else sqlite in paths.root_dir"),
+    ),
 }
 
 #: two command lines each that work on a fresh clone (after `make train` for the others)
@@ -120,6 +149,16 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "ipguard-score input=catalogue/ output=scores/",
         "ipguard-score model_uri=models:/ipguard-listing@champion input=new.csv "
         "output=scores/ keep=[seller_id]",
+    ),
+    "feedback": (
+        "ipguard-feedback feedback=outcomes.csv traffic=scores/ output=feedback/week05.csv",
+        "ipguard-feedback feedback=outcomes.csv traffic=scores/ output=feedback/week05.csv "
+        "base=listings.csv holdout=frozen_eval.csv",
+    ),
+    "monitor": (
+        "ipguard-monitor traffic=scores/",
+        "ipguard-monitor model_uri=models:/ipguard-listing@champion traffic=scores/ "
+        "thresholds.score_psi=0.1",
     ),
 }
 
@@ -158,6 +197,8 @@ def _purpose(command: str) -> str:
         "export": "package a trained model as an MLflow pyfunc and register it",
         "promote": "move @champion to the challenger if the gate passes",
         "score": "score a whole manifest into Parquet parts",
+        "feedback": "reviewers' outcomes joined with scored traffic into a labelled manifest",
+        "monitor": "scored traffic against the model's reference; exit 3 on drift",
     }.get(command, "see docs/configs.md")
 
 
@@ -209,4 +250,6 @@ def _default(root: DictConfig, key: str) -> str:
         return "null"
     if isinstance(raw, bool):
         return str(raw).lower()
-    return str(raw) if not isinstance(raw, (dict, list)) else OmegaConf.to_yaml(raw).strip()
+    if isinstance(raw, (dict, list)):  # one line, as it is typed: {genuine: [ok], ...}
+        return yaml.safe_dump(raw, default_flow_style=True, width=1000).strip()
+    return str(raw)

@@ -3,6 +3,8 @@ with defaults and meaning, two examples; rendered without generating the demo da
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -14,6 +16,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ipguard.command_help import EXAMPLES, KEYS
+from ipguard.commands import livestream, serve
 from ipguard.config import CONFIG_DIR, compose, config_names
 
 COMMANDS = sorted(KEYS)
@@ -108,3 +111,28 @@ def test_every_listed_key_exists_and_every_example_composes(command: str) -> Non
         assert args[0] == f"ipguard-{command}"
         overrides = [a.replace("DATE", "2026-01-01") for a in args[1:]]
         compose(command, overrides)
+
+
+def _option_names(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for action in parser._actions for name in action.option_strings]
+
+
+@pytest.mark.parametrize("command", ["livestream", "serve"])
+def test_the_argparse_commands_help_lists_each_option(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ipguard-livestream and ipguard-serve are not Hydra apps (a stream, a server): their
+    --help is argparse's, with every flag, and for serve every KEY=VALUE setting."""
+    module = {"livestream": livestream, "serve": serve}[command]
+    with pytest.raises(SystemExit) as exited:
+        module.main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert text.startswith(f"usage: ipguard-{command} ")
+    for name in _option_names(module.build_parser()):
+        assert name in text
+    if command == "serve":
+        for field in dataclasses.fields(serve.ServeSettings):
+            assert f"{field.name}=" in text, field.name
+    else:
+        assert "MODEL" in text and "SOURCE" in text
