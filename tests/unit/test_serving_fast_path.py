@@ -185,3 +185,50 @@ def test_fused_scores_do_not_depend_on_the_batch_around_a_listing(fused_dir: Pat
         together["score"].to_numpy(), alone["score"].to_numpy(), rtol=0, atol=1e-6
     )
     assert together["evidence"].tolist() == alone["evidence"].tolist()
+
+
+@pytest.mark.parametrize("image_size", [32, 33])
+def test_batched_eval_transform_equals_the_compose_bit_for_bit(image_size: int) -> None:
+    from ipguard.serving.predictors.image import ImageTower
+
+    rng = np.random.default_rng(image_size)
+    tower = ImageTower(
+        torch.nn.Identity(),
+        {"image_size": image_size, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+    )
+    assert tower._batched is not None  # the eval transform takes the batched path
+    # larger and smaller than the network's input, odd sides, portrait, landscape, grey
+    shapes = [(128, 128), (40, 97), (97, 40), (7, 9), (33, 33), (31, 64), (300, 301)]
+    photos = [rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in shapes]
+    photos.append(np.repeat(rng.integers(0, 256, (50, 20, 1), dtype=np.uint8), 3, axis=2))
+    inputs = collect_inputs(pd.DataFrame({"listing_id": [f"L{i}" for i in range(len(photos))]}))
+    inputs.images = [Image.fromarray(p) for p in photos]
+    rows = list(range(len(photos)))
+    batched = tower.tensor(inputs, rows)
+    expected = torch.stack([tower.transform(image=p)["image"] for p in photos])
+    assert batched.dtype == expected.dtype and batched.shape == expected.shape
+    assert torch.equal(batched, expected)
+    assert torch.equal(tower.tensor(inputs, [3]), expected[3:4])
+
+
+def test_fast_path_scores_equal_the_compose_path_on_a_mixed_batch(fused_dir: Path) -> None:
+    """Scores, flags and evidence through the batched transform and the one-object output
+    block are those of the plain albumentations path and a pandas-built frame."""
+    scorer = ListingScorer.load(fused_dir)
+    request = _request(9, seed=4)
+    request.loc[4, "title"] = None  # no text
+    request.loc[5, "price"] = np.nan
+    fast = scorer.score(request, nulls=True)
+    scorer.predictor.tower._batched = None  # the Compose, photo by photo
+    slow = scorer.score(request)
+    assert list(fast.columns) == list(slow.columns) and len(fast) == len(request)
+    for name in ("score", "image_score", "text_score"):
+        values = fast[name].to_numpy()
+        missing = np.array([v is None for v in values])
+        np.testing.assert_array_equal(missing, slow[name].isna().to_numpy())
+        np.testing.assert_allclose(
+            values[~missing].astype(float), slow[name].to_numpy()[~missing], rtol=0, atol=1e-6
+        )
+    assert fast["image_score"].notna().sum() == 6  # every third row's image is not a JPEG
+    for name in ("listing_id", "decision", "flags", "model_version", "evidence"):
+        assert fast[name].tolist() == slow[name].tolist()

@@ -85,15 +85,29 @@ class ListingScorer:
             "evidence": evidence,
         }
         if nulls:
-            for name in ("score", "image_score", "text_score"):
-                columns[name] = _none_for_nan(columns[name])
+            return _object_frame(columns)
         return pd.DataFrame(columns, columns=list(OUTPUT_COLUMNS))
 
 
-def _none_for_nan(values: np.ndarray) -> np.ndarray:
-    out = np.asarray(values, dtype=np.float64).astype(object)
-    out[np.isnan(values)] = None
-    return out
+def _object_frame(columns: dict[str, object]) -> pd.DataFrame:
+    """The output as one block of Python objects, missing scores ``None`` (see
+    :func:`with_nulls`).
+
+    The pyfunc's answer is only ever read as values (MLflow writes it as JSON records), and the
+    score columns hold ``None`` and so are object columns anyway. One 2-D object block is built
+    without pandas inferring a string dtype per column, which cost more than the network's
+    forward pass for one listing (0.8 against 0.1 ms here); the values are the same.
+    """
+    n = len(columns["listing_id"])  # type: ignore[arg-type]
+    block = np.empty((n, len(OUTPUT_COLUMNS)), dtype=object)
+    for j, name in enumerate(OUTPUT_COLUMNS):
+        if OUTPUT_TYPES[name] == "double":
+            values = np.asarray(columns[name], dtype=np.float64)
+            block[:, j] = values
+            block[np.isnan(values), j] = None
+        else:
+            block[:, j] = columns[name]
+    return pd.DataFrame(block, columns=list(OUTPUT_COLUMNS), dtype=object, copy=False)
 
 
 def with_nulls(out: pd.DataFrame) -> pd.DataFrame:
@@ -105,11 +119,4 @@ def with_nulls(out: pd.DataFrame) -> pd.DataFrame:
     ``None`` it is written ``null``, as the contract says; in Python the columns hold floats
     and ``None`` (``.astype(float)`` gives NaN back).
     """
-    columns = {}
-    for name, kind in OUTPUT_TYPES.items():
-        column = out[name].to_numpy()
-        if kind == "double":
-            column = column.astype(object)
-            column[pd.isna(out[name]).to_numpy()] = None
-        columns[name] = column
-    return pd.DataFrame(columns, columns=list(OUTPUT_COLUMNS))
+    return _object_frame({name: out[name].to_numpy() for name in OUTPUT_COLUMNS})
