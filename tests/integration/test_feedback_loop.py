@@ -99,6 +99,9 @@ def test_deploy_score_feedback_retrain_promote(
     client.set_registered_model_alias(store.name, "champion", store.version)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.tracking_uri)
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # an earlier test in this process may have set MLflow's URIs, which win over the variable
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
     try:
         # score a window of shifted traffic as the batch job does, request columns kept
         traffic_dir = tmp_path / "traffic"
