@@ -142,13 +142,13 @@ def overturn_rates(resolved: pd.DataFrame) -> pd.DataFrame:
     whose market is not known counts under ``unknown``.
     """
     parts = []
+    overturned = resolved["appeal_outcome"].eq("overturned")
     for group in OVERTURN_GROUPS:
         values = (
             resolved[group].astype(object).where(resolved[group].notna(), "unknown")
             if group in resolved
             else pd.Series("unknown", index=resolved.index, dtype=object)
         )
-        overturned = resolved["appeal_outcome"].eq("overturned")
         table = overturned.groupby(values.astype(str)).agg(["size", "sum"])
         for value, row in table.sort_index().iterrows():
             parts.append(
@@ -245,9 +245,11 @@ def join_feedback(
         fate[in_base] = "in_training"
 
     manifest, invalid = _labelled_rows(decisions[fate.eq("used")], scored, root, traffic_source)
+    invalid_rows = 0
     for index, text in invalid.items():
         same = decisions["listing_id"].eq(decisions.at[index, "listing_id"])
         fate[same], reason[same] = "quarantined", text
+        invalid_rows += int(same.sum())
 
     counted = decisions[winner & fate.ne("quarantined") & decisions[KIND].eq("appeal")]
     lanes = scored.set_index("listing_id").reindex(counted["listing_id"])
@@ -277,9 +279,7 @@ def join_feedback(
         unknown_listing=int((~known).sum()),
         in_holdout=int((known & held).sum()),
         conflicting=int(reason.fillna("").str.startswith("conflicting").sum()),
-        invalid_listing=int(
-            sum(decisions["listing_id"].eq(decisions.at[i, "listing_id"]).sum() for i in invalid)
-        ),
+        invalid_listing=invalid_rows,
         traffic_rows=len(traffic),
         traffic_rescored=rescored,
     )
