@@ -34,6 +34,7 @@ from ipguard.data.video_frames import base64_video_bytes, video_length
 from ipguard.serving.request_limits import (
     RequestLimits,
     RequestTooLarge,
+    _mib,
     check_request,
     limits_from_env,
 )
@@ -137,7 +138,3 @@ def _column(frame: pd.DataFrame, name: str) -> list[object]:
 def _where(frame: pd.DataFrame, row: int) -> str:
     video = frame["video_id"].iloc[row] if "video_id" in frame.columns else None
     return f"row {row} (video_id {video!r})"
-
-
-def _mib(size: int) -> str:
-    return f"{size / _MIB:.2f} MiB"
