@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from ipguard.config import compose
@@ -25,7 +24,7 @@ from ipguard.data.io import image_files
 from ipguard.evaluation.policy import Policy
 from ipguard.jobs.evaluate import EvaluationResult
 from ipguard.jobs.evaluate import evaluate as evaluate_job
-from ipguard.jobs.run import resolve_output_dir, resolve_tracking_uri, uri_environment_kept
+from ipguard.jobs.run import resolve_output_dir, resolve_tracking_uri, set_store_uris
 from ipguard.models.loading import LoadedModel
 from ipguard.models.loading import load_model as load_any_model
 from ipguard.serving.spec import ModelSpec
@@ -87,10 +86,7 @@ def load_model(
     """
     cfg = compose("evaluate", list(overrides))
     files = tempfile.TemporaryDirectory(prefix="ipguard-model-")
-    with uri_environment_kept():
-        store = resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.paths.root_dir)
-        mlflow.set_tracking_uri(store)
-        mlflow.set_registry_uri(store)
+    set_store_uris(resolve_tracking_uri(cfg.mlflow.tracking_uri, cfg.paths.root_dir))
     loaded = load_any_model(str(uri), files.name, model_class=model_class, brands=brands)
     return ScoringModel(loaded, files)
 

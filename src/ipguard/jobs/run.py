@@ -88,7 +88,8 @@ def uri_environment_kept() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _set_uris_without_touching_env(uri: str) -> None:
+def set_store_uris(uri: str) -> None:
+    """Point MLflow's tracking and registry at ``uri``, leaving the environment as it was."""
     with uri_environment_kept():
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -99,7 +100,7 @@ def configure_tracking(
 ) -> tuple[str, str]:
     """Point MLflow at the store (tracking and registry) and return (uri, experiment_id)."""
     uri = resolve_tracking_uri(tracking_uri, root)
-    _set_uris_without_touching_env(uri)
+    set_store_uris(uri)
     client = MlflowClient(uri)
     with refusals_explained(uri, f"read experiment {experiment!r}"):
         found = client.get_experiment_by_name(experiment)
