@@ -633,11 +633,10 @@ def typed_columns(
     found: _RowProblems,
     *,
     timestamps: Iterable[str] = (),
-    known: Iterable[str] = (),
 ) -> pd.DataFrame:
     """A contract's columns typed as text or UTC timestamps (absent ones all missing), each
     value that cannot be typed a row problem of its column, and the extra columns kept as read
-    (other than the bookkeeping ones and ``known``); for contracts beside the manifest's
+    (other than the bookkeeping ones); for contracts beside the manifest's
     (feedback files) that need no other coercion."""
     n, stamped, columns = len(raw), set(timestamps), list(columns)
     typed: dict[str, pd.Series] = {}
@@ -659,7 +658,7 @@ def typed_columns(
                 bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
             )
         typed[name] = out.reset_index(drop=True)
-    skip = {*columns, *BOOKKEEPING_COLUMNS, *known}
+    skip = {*columns, *BOOKKEEPING_COLUMNS}
     for name in raw.columns:
         if name not in skip:
             typed[name] = raw[name].reset_index(drop=True)
