@@ -27,15 +27,6 @@ from omegaconf import DictConfig, ListConfig, open_dict
 
 #: the training run's artifact that names its manifest
 MANIFEST_RECORD = "data/manifest.json"
-#: how a manifest is read; a job given no value for one reads it as the training run did
-READING_OPTIONS = (
-    "on_error",
-    "check_images",
-    "decode_images",
-    "unusable_images",
-    "label_values",
-    "encoding",
-)
 #: what a job reads with when neither the user nor a training run says otherwise
 READING_DEFAULTS: dict[str, Any] = {
     "on_error": "raise",
@@ -45,6 +36,8 @@ READING_DEFAULTS: dict[str, Any] = {
     "label_values": None,
     "encoding": None,
 }
+#: how a manifest is read; a job given no value for one reads it as the training run did
+READING_OPTIONS = tuple(READING_DEFAULTS)
 #: evaluate's default manifest when the model has no training run that names one
 DEMO_MANIFEST = "${ipguard.demo_manifest:${paths.data_dir}/demo}"
 
