@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from ipguard.data.columns import SOURCE_FILE, SOURCE_ROW
 from ipguard.data.io import read_manifest
 from ipguard.jobs.run import announce, job_tracking, resolve_output_dir
-from ipguard.monitoring.drift import Check, Thresholds, compare
+from ipguard.monitoring.drift import Check, Thresholds, compare, compared_columns
 from ipguard.monitoring.evidently_report import evidently_drift
 from ipguard.monitoring.features import CATEGORICAL
 from ipguard.monitoring.plots import plot_report
@@ -122,8 +122,7 @@ def monitor(cfg: DictConfig) -> MonitorResult:
     _require_columns(traffic, traffic_path, features)
     checks = compare(profile, traffic, thresholds, features=features)
     notes = _version_notes(traffic, model)
-    numeric = [n for n in profile.numeric if n == "score" or n in features]
-    categorical = [c for c in profile.categorical if c in features]
+    numeric, categorical = compared_columns(profile, features)
     if cfg.get("evidently", True):
         checks.append(
             _evidently_check(profile, traffic, numeric + categorical, report_dir, thresholds)

@@ -25,7 +25,7 @@ The rules are built so that a scheduler can page on them without crying wolf:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -263,6 +263,13 @@ class _Window:
         )
 
 
+def compared_columns(profile: Profile, chosen: Collection[str]) -> tuple[list[str], list[str]]:
+    """The numeric (the score always) and categorical columns of ``profile`` that
+    :func:`compare` checks for the input features ``chosen``, in the profile's order."""
+    numeric = [n for n in profile.numeric if n == "score" or n in chosen]
+    return numeric, [c for c in profile.categorical if c in chosen]
+
+
 def compare(
     profile: Profile,
     traffic: pd.DataFrame,
@@ -274,8 +281,7 @@ def compare(
     ``profile``; ``features`` limits the input features compared (default: all it holds).
     The caller has checked that ``traffic`` has the columns they need."""
     chosen = set([*profile.features, "flags"] if features is None else features)
-    numeric = [n for n in profile.numeric if n == "score" or n in chosen]
-    categorical = [c for c in profile.categorical if c in chosen]
+    numeric, categorical = compared_columns(profile, chosen)
     window = _Window.of(traffic, profile, numeric, categorical)
     t = thresholds
     checks = _overall(profile, window, numeric, categorical, "flags" in chosen, t)
