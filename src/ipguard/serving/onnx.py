@@ -245,8 +245,9 @@ def export_onnx(network: nn.Module, folder: str | Path, example: torch.Tensor) -
     return export_graph(network, folder, FORMS["image"], {INPUT_NAME: example.numpy()})
 
 
-def open_session(folder: str | Path) -> onnxruntime.InferenceSession:
-    """An ONNX Runtime CPU session on ``<folder>/model.onnx``."""
+def open_session(folder: str | Path, *, threads: int = 0) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime CPU session on ``<folder>/model.onnx``; ``threads``: its intra-op
+    threads (0: ONNX Runtime's choice)."""
     import onnxruntime as ort
 
     path = Path(folder) / ONNX_FILE
@@ -257,6 +258,8 @@ def open_session(folder: str | Path) -> onnxruntime.InferenceSession:
         )
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initialisers are noise for services
+    if threads:
+        options.intra_op_num_threads = threads
     # ONNX Runtime's threads busy-wait after each run by default; in a service they would take
     # the CPU from request parsing, image decoding and the web server between two calls
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -36,6 +36,7 @@ from ipguard.serving.onnx import (
     OPSET,
     check_parity,
     export_onnx,
+    open_session,
 )
 from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, ModelSpec
 
@@ -114,17 +115,9 @@ class OnnxFrameTower:
     """The frame tower's graph in an ONNX Runtime session: (N,3,S,S) pixels -> (N,D) features."""
 
     def __init__(self, folder: str | Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        path = frame_tower_dir(folder) / ONNX_FILE
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = threads or session_threads()
-        options.inter_op_num_threads = 1  # one chain of convolutions: nothing runs beside it
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.threads = options.intra_op_num_threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # ONNX Runtime's default sequential mode: one chain of convolutions, nothing beside it
+        self.threads = threads or session_threads()
+        self.session = open_session(frame_tower_dir(folder), threads=self.threads)
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         batch = np.ascontiguousarray(pixels.numpy(), dtype=np.float32)
