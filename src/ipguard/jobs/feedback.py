@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from ipguard.data import io
 from ipguard.data.columns import REJECT_REASON
 from ipguard.data.feedback import load_feedback
-from ipguard.data.feedback_join import FeedbackJoin, join_feedback, rebase_image_paths
+from ipguard.data.feedback_join import FATES, FeedbackJoin, join_feedback, rebase_image_paths
 from ipguard.data.schema import load_manifest
 from ipguard.jobs.score_output import STATE_FILE
 
@@ -210,9 +210,7 @@ def _counts(rows_in: int, rows_rejected: int, joined: FeedbackJoin) -> dict[str,
     lanes = joined.overturn[joined.overturn["group"] == "lane"]
     counts["appeals"] = int(lanes["appeals"].sum())
     counts["overturned"] = int(lanes["overturned"].sum())
-    accounted = rows_rejected + sum(
-        joined.counts[f] for f in ("used", "superseded", "in_training", "quarantined")
-    )
+    accounted = rows_rejected + sum(joined.counts[f] for f in FATES)
     if accounted != rows_in:  # never expected: the join accounts for every decision
         raise RuntimeError(f"feedback accounting broken: {accounted} rows of {rows_in} placed")
     return counts
