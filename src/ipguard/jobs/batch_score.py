@@ -27,14 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pyarrow as pa
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from ipguard.data.columns import SOURCE_FILE, SOURCE_ROW
-from ipguard.jobs.run import announce, resolve_tracking_uri, uri_environment_kept
+from ipguard.jobs.run import announce, resolve_tracking_uri, set_store_uris
 from ipguard.jobs.score_input import ManifestStream
 from ipguard.jobs.score_output import PartStats, RunIdentity, ScoreOutput
 from ipguard.models.loading import LoadedModel, load_model
@@ -266,9 +265,7 @@ def score(cfg: DictConfig) -> BatchScoreResult:
         if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
             raise ValueError(f"{key}: expected a path, e.g. ipguard-score {key}=PATH")
     uri = resolve_tracking_uri(cfg.mlflow.tracking_uri, Path(cfg.paths.root_dir))
-    with uri_environment_kept():
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+    set_store_uris(uri)
     progress = {"auto": None, True: True, False: False}[cfg.progress]
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     with tempfile.TemporaryDirectory(prefix="ipguard-score-") as scratch:
