@@ -93,3 +93,40 @@ def test_invalid_settings_are_rejected_by_name(kwargs: dict, message: str) -> No
 def test_non_string_in_batch_is_rejected_with_its_position() -> None:
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         batch_hashed_ngrams(["ok", None])  # type: ignore[list-item]
+
+
+def _reference_ids(text: str, n_buckets: int, words_n: tuple, chars_n: tuple) -> list[int]:
+    """The ids spelled out n-gram by n-gram, with no per-word cache: what the cached
+    implementation must reproduce, order included."""
+    import hashlib
+
+    def bucket(feature: str) -> int:
+        digest = hashlib.blake2b(feature.encode("utf-8", "surrogatepass"), digest_size=8)
+        return int.from_bytes(digest.digest(), "little") % n_buckets
+
+    words = text.split()
+    ids = [
+        bucket(f"w{n}\x1f" + " ".join(words[i : i + n]))
+        for n in words_n
+        for i in range(len(words) - n + 1)
+    ]
+    for word in words:
+        marked = f"<{word}>"
+        ids += [
+            bucket(f"c{n}\x1f{marked[i : i + n]}")
+            for n in chars_n
+            for i in range(len(marked) - n + 1)
+        ]
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("words_n", "chars_n"), [((1, 2), (3, 4, 5)), ((2, 1), (4,)), ((1, 2, 3), ()), ((2,), (3,))]
+)
+def test_cached_ids_equal_the_n_grams_spelled_out(words_n: tuple, chars_n: tuple) -> None:
+    texts = [*TEXTS, "bag bag bag gucci", "a", "  spaced   out  ", "gucci ⟂ gucci"]
+    for text in texts * 2:  # the second round reads the per-word cache
+        expected = _reference_ids(text, 997, words_n, chars_n)
+        assert hashed_ngram_ids(text, n_buckets=997, word_ngrams=words_n, char_ngrams=chars_n) == (
+            expected
+        )

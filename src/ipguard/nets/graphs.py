@@ -29,7 +29,7 @@ from torch import nn
 
 from ipguard.nets.fusion import FusionNetwork, text_presence
 from ipguard.nets.text import HashedTextNetwork
-from ipguard.text.hashing import batch_hashed_ngrams
+from ipguard.text.hashing import flat_hashed_ngrams
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ class NgramBatch:
 
     @classmethod
     def of(cls, texts: Sequence[str], n_buckets: int) -> NgramBatch:
-        ids, offsets = batch_hashed_ngrams(texts, n_buckets=n_buckets)
-        flat = ids.numpy()
-        counts = np.diff(np.append(offsets.numpy(), len(flat)))
+        ids, offsets = flat_hashed_ngrams(texts, n_buckets=n_buckets)
+        flat = np.array(ids, dtype=np.int64)
+        counts = np.diff(np.append(np.array(offsets, dtype=np.int64), len(flat)))
         rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         return cls(flat, rows, counts.astype(np.float32))
 
