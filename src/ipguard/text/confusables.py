@@ -133,6 +133,8 @@ def _kind(word: str) -> _WordKind:
 
 def _fold(word: str, *, other_scripts: bool) -> str:
     """Fold Latin-script look-alikes ("ɑ", "ɡ", "ı") always, other scripts' only if asked."""
+    if word.isascii():  # no ASCII character is a look-alike: the common case, at no cost
+        return word
     folded = []
     for char in word:
         target = latin_lookalike(char)
@@ -144,6 +146,8 @@ def _fold(word: str, *, other_scripts: bool) -> str:
 
 def fold_homoglyphs(text: str) -> str:
     """Replace look-alike letters by Latin ones inside words that are disguised Latin words."""
+    if text.isascii():  # nothing to fold (see _fold); most listing texts are plain ASCII
+        return text
     words = [(match, _kind(match.group())) for match in _WORD.finditer(text)]
     latin_letters = sum(len(m.group()) for m, k in words if k in (_WordKind.LATIN, _WordKind.MIXED))
     other_letters = sum(
