@@ -1,7 +1,9 @@
-"""The hashed-text and fused networks on tensors alone: the form ONNX Runtime runs.
+"""The text and fused networks on tensors alone: the form ONNX Runtime runs.
 
 :class:`~ipguard.nets.text.HashedTextNetwork` and :class:`~ipguard.nets.fusion.FusionNetwork`
-take strings and hash them in Python, which no graph can do. These wrappers take what the
+take strings and hash them in Python, which no graph can do (and
+:class:`~ipguard.nets.text.MiniLMNetwork` tokenises them; :class:`MiniLMGraph` takes the
+tokens). These wrappers take what the
 hashing gives, so the same module is what the exporter traces and what the PyTorch runtime
 calls: the two runtimes read identical inputs and cannot drift apart.
 
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 
 from ipguard.nets.fusion import FusionNetwork, text_presence
-from ipguard.nets.text import HashedTextNetwork
+from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.text.hashing import flat_hashed_ngrams
 
 
@@ -79,6 +81,28 @@ class HashedTextGraph(nn.Module):
     ) -> torch.Tensor:
         features = bag_mean(self.network.bag.weight, ngram_ids, ngram_rows, ngram_counts)
         return self.network.head(features).squeeze(-1)
+
+
+class MiniLMGraph(nn.Module):
+    """:class:`MiniLMNetwork` from its tokenizer's output: (input_ids, attention_mask), both
+    (B, T) int64 -> logits (B,). Texts that are blank are the caller's to keep out: the network
+    gives them a zero embedding without running the encoder."""
+
+    INPUTS = ("input_ids", "attention_mask")
+    OUTPUTS = ("logits",)
+
+    def __init__(self, network: MiniLMNetwork) -> None:
+        super().__init__()
+        self.network = network.eval()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.network.classify(self.network.encode_tokens(input_ids, attention_mask))
+
+
+def minilm_token_inputs(network: MiniLMNetwork, texts: list[str]) -> dict[str, np.ndarray]:
+    """:class:`MiniLMGraph`'s feeds for ``texts`` (non-blank), tokenised as the network does."""
+    tokens = network.tokens(texts, tensors="np")
+    return {name: np.asarray(tokens[name], dtype=np.int64) for name in MiniLMGraph.INPUTS}
 
 
 class FusionGraph(nn.Module):

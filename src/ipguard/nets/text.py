@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -155,19 +156,31 @@ class MiniLMNetwork(nn.Module):
         self.tokenizer.save_pretrained(str(target))
         return target
 
-    def _encode(self, texts: list[str]) -> torch.Tensor:
-        device = self.head.weight.device
-        tokens = self.tokenizer(
+    def tokens(self, texts: list[str], *, tensors: str = "pt") -> Any:
+        """The encoder's input for ``texts``: padded to the longest, cut at ``max_length``
+        (``tensors``: "pt" for torch tensors, "np" for the ONNX graph's arrays)."""
+        return self.tokenizer(
             texts,
             padding=True,
             truncation=True,
             max_length=self.max_length,
-            return_tensors="pt",
-        ).to(device)
-        hidden = self.encoder(**tokens).last_hidden_state
-        mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            return_tensors=tensors,
+        )
+
+    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of the token states over the mask, L2-normalised: the sentence embedding, from
+        tensors alone (what the ONNX graph, :class:`ipguard.nets.graphs.MiniLMGraph`, runs).
+
+        No ``token_type_ids``: one sentence has type 0 everywhere, which is the encoder's
+        default."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, p=2, dim=1)
+
+    def _encode(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokens(texts).to(self.head.weight.device)
+        return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """(B, 384) on the module's device; an empty text gives a zero row (as the bag does)."""

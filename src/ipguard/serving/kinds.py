@@ -84,6 +84,7 @@ KINDS: dict[str, ModelKind] = {
             predictor=f"{_PREDICTORS}.text.NeuralTextPredictor",
             registered_model="ipguard-text",
             network="ipguard.nets.text.MiniLMNetwork",
+            onnx=True,  # as token ids and mask (ipguard.nets.graphs.MiniLMGraph); ~90 MB graph
             # the predictor rebuilds its tokenizer and encoder from the folder's copy, and
             # tokenizer files behave differently across releases
             serving_distributions=("transformers", "tokenizers"),

@@ -6,12 +6,13 @@ and the served model picks it by option (``model_config={"runtime": "onnx"}``). 
 only kept if ONNX Runtime reproduces the PyTorch outputs within :data:`PARITY_TOLERANCE` on
 real batches: a silently different model in production would be worse than a slower one.
 
-Three kinds have an ONNX form (:data:`FORMS`, the kinds table's ``onnx`` flag): the image
-network (``images -> logits``), the hashed-text network and the fused network. The last two
-take strings, so what is exported is their tensors-only form (:mod:`ipguard.nets.graphs`:
-hashed n-gram ids, and for the fused network the images of the rows that have one), which is
-also what their PyTorch runtime calls. Every input's first axis is free (batch size, number of
-images, number of n-grams).
+Four kinds have an ONNX form (:data:`FORMS`, the kinds table's ``onnx`` flag): the image
+network (``images -> logits``), the hashed-text network, the MiniLM text network and the fused
+network. The text and fused networks take strings, so what is exported is their tensors-only
+form (:mod:`ipguard.nets.graphs`: hashed n-gram ids, MiniLM's token ids and mask, and for the
+fused network the images of the rows that have one), which is also what the hashed and fused
+PyTorch runtimes call. Every input's first axis is free (batch size, number of images, number
+of n-grams); MiniLM's token axis is free too (texts are padded to the longest of a batch).
 
 Files in the model folder: ``model.onnx`` (the graph), ``model.onnx.data`` (its weights, which
 torch's exporter writes beside the graph) and ``onnx_parity.json`` (the parity check's result).
@@ -32,7 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ipguard.nets.graphs import FusionGraph, HashedTextGraph, NgramBatch, fusion_text_inputs
+from ipguard.nets.graphs import (
+    FusionGraph,
+    HashedTextGraph,
+    MiniLMGraph,
+    NgramBatch,
+    fusion_text_inputs,
+    minilm_token_inputs,
+)
 from ipguard.serving.kinds import model_kind
 from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE
 
@@ -60,8 +68,9 @@ class OnnxForm:
     graph: Callable[[nn.Module], nn.Module]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    #: each input's free first axis, by name; inputs that share a name share a size
-    axes: Mapping[str, str]
+    #: each input's free axes by name: a name for its first axis, or a tuple naming its first
+    #: axes in order; inputs that share a name share a size
+    axes: Mapping[str, str | tuple[str, ...]]
     #: (spec, graph, generator) -> the traced example, then the parity batches
     batches: Callable[[Any, nn.Module, torch.Generator], tuple[Feeds, list[Feeds]]]
 
@@ -109,6 +118,16 @@ def _text_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Fe
     return texts(3), [texts(7), NgramBatch.of(["Lumenor"], buckets).feeds()]
 
 
+def _minilm_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Feeds, list[Feeds]]:
+    network = graph.network
+
+    def texts(n: int) -> Feeds:
+        return minilm_token_inputs(network, _texts(n + 1, gen)[:-1])  # no blank text
+
+    # a one-word text has 3 tokens; parity on other batch and token counts than the example's
+    return texts(3), [texts(7), minilm_token_inputs(network, ["Lumenor"])]
+
+
 def _fusion_batches(spec: Any, graph: nn.Module, gen: torch.Generator) -> tuple[Feeds, list[Feeds]]:
     config = graph.network.config
     size, width = _image_size(spec), config.tabular_dim + config.reference_dim
@@ -144,6 +163,13 @@ FORMS: dict[str, OnnxForm] = {
         axes={"ngram_ids": "ngrams", "ngram_rows": "ngrams", "ngram_counts": "batch"},
         batches=_text_batches,
     ),
+    "text_minilm": OnnxForm(
+        graph=MiniLMGraph,
+        inputs=MiniLMGraph.INPUTS,
+        outputs=MiniLMGraph.OUTPUTS,
+        axes={"input_ids": ("batch", "tokens"), "attention_mask": ("batch", "tokens")},
+        batches=_minilm_batches,
+    ),
     "fusion": OnnxForm(
         graph=FusionGraph,
         inputs=FusionGraph.INPUTS,
@@ -173,19 +199,21 @@ def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: 
     """Write ``graph`` as ``<folder>/model.onnx`` (+ ``model.onnx.data``), every axis in
     ``form.axes`` free. ``example`` must have at least 2 along each of them: the exporter
     specialises a dimension of size 1 to a constant."""
+    axes = {name: _axis_names(value) for name, value in form.axes.items()}
     for name in form.inputs:
-        if name in form.axes and example[name].shape[0] < 2:
-            raise ValueError(
-                f"export_graph: expected at least 2 along the first axis of the example's "
-                f"{name!r} (a size of 1 would be frozen into the graph), found "
-                f"{example[name].shape[0]}"
-            )
+        for position, _ in enumerate(axes.get(name, ())):
+            if example[name].shape[position] < 2:
+                raise ValueError(
+                    f"export_graph: expected at least 2 along axis {position} of the example's "
+                    f"{name!r} (a size of 1 would be frozen into the graph), found "
+                    f"{example[name].shape[position]}"
+                )
     out_dir = Path(folder)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ONNX_FILE
     for stale in (path, out_dir / ONNX_DATA_FILE, out_dir / PARITY_FILE):
         stale.unlink(missing_ok=True)  # a graph of older weights must never survive a re-export
-    dims = {axis: torch.export.Dim(axis, min=1) for axis in set(form.axes.values())}
+    dims = {axis: torch.export.Dim(axis, min=1) for names in axes.values() for axis in names}
     graph = graph.eval()
     with _quiet_exporter():
         torch.onnx.export(
@@ -195,7 +223,8 @@ def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: 
             input_names=list(form.inputs),
             output_names=list(form.outputs),
             dynamic_shapes=tuple(
-                {0: dims[form.axes[name]]} if name in form.axes else None for name in form.inputs
+                {i: dims[axis] for i, axis in enumerate(axes[name])} if name in axes else None
+                for name in form.inputs
             ),
             opset_version=OPSET,
             external_data=True,
@@ -203,6 +232,10 @@ def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: 
             verbose=False,  # no '[torch.onnx] ...' progress lines in a service's or CI's log
         )
     return path
+
+
+def _axis_names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @contextmanager
@@ -336,7 +369,8 @@ def add_onnx(network: nn.Module, spec: Any, folder: str | Path, *, seed: int = 0
     """Export and parity-check ``network`` for a written model folder; note it in ``spec``.
 
     Returns the parity (max abs diff), or None when the spec's kind has no ONNX form
-    (``ModelKind.onnx``: the TF-IDF pipeline, MiniLM, late fusion and video serve on PyTorch).
+    (``ModelKind.onnx``: the TF-IDF pipeline and late fusion serve on PyTorch; video exports its
+    frame tower through :mod:`ipguard.serving.video_onnx`).
     ``spec.extras["onnx"]`` says which files hold the graph, its inputs and how close it is;
     the caller saves the spec.
     """

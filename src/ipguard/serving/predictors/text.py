@@ -5,9 +5,9 @@ and description). A row with neither title nor description is not guessed at: it
 is NaN, so the scorer flags it ``not_scored`` next to the ``text_empty`` flag the inputs gave
 it. (The TF-IDF baseline, which normalises inside its pipeline, is served by ``tfidf.py``.)
 
-The hashed n-gram model also serves on ONNX Runtime (``runtime="onnx"``): the texts are hashed
-here, as the network does it, and the graph (:class:`~ipguard.nets.graphs.HashedTextGraph`)
-gets the ids.
+Both also serve on ONNX Runtime (``runtime="onnx"``): the texts are hashed or tokenised here, as
+the network does it, and the graph (:class:`~ipguard.nets.graphs.HashedTextGraph`,
+:class:`~ipguard.nets.graphs.MiniLMGraph`) gets the ids.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_model
 
 from ipguard.logistic import sigmoid
-from ipguard.nets.graphs import HashedTextGraph, NgramBatch
+from ipguard.nets.graphs import HashedTextGraph, MiniLMGraph, NgramBatch, minilm_token_inputs
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
 from ipguard.serving.onnx import runtime_session
@@ -54,7 +54,7 @@ class NeuralTextPredictor:
         self.network = _network(spec, folder)
         load_model(self.network, str(folder / WEIGHTS_FILE))
         self.network.eval()
-        #: the ONNX Runtime session of runtime='onnx' (hashed n-grams only); None on PyTorch
+        #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
         self.session = runtime_session(folder, runtime)
 
     def logits(self, texts: list[str]) -> np.ndarray:
@@ -62,9 +62,26 @@ class NeuralTextPredictor:
         if self.session is None:
             with torch.inference_mode():
                 return self.network(texts).double().numpy()
+        if isinstance(self.network, MiniLMNetwork):
+            return self._minilm_session_logits(texts)
         feeds = NgramBatch.of(texts, self.network.n_buckets).feeds()
         (out,) = self.session.run(list(HashedTextGraph.OUTPUTS), feeds)
         return np.asarray(out, dtype=np.float64)
+
+    def _minilm_session_logits(self, texts: list[str]) -> np.ndarray:
+        """MiniLM on the graph; a blank text gets the head's logit of a zero embedding, as on
+        PyTorch (the encoder never sees it)."""
+        out = np.empty(len(texts))
+        rows = [i for i, text in enumerate(texts) if text.strip()]
+        if len(rows) < len(texts):
+            with torch.inference_mode():
+                blank = self.network.classify(torch.zeros(1, self.network.embed_dim))
+            out[:] = float(blank[0])
+        if rows:
+            feeds = minilm_token_inputs(self.network, [texts[i] for i in rows])
+            (found,) = self.session.run(list(MiniLMGraph.OUTPUTS), feeds)  # type: ignore[union-attr]
+            out[rows] = np.asarray(found, dtype=np.float64).reshape(-1)
+        return out
 
     def predict(self, inputs: ScoringInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         text = np.full(len(inputs), np.nan)
