@@ -293,3 +293,32 @@ def test_the_score_config_runs_the_job(model_dir: Path, manifest: Path, tmp_path
     assert ModelSpec.load(model_dir).model_version == result.model_version == "3"
     with pytest.raises(ValueError, match="input: expected a path"):
         score(compose("score", [f"model_uri={model_dir}", f"output={tmp_path}"]))
+
+
+def test_auto_runtime_scores_on_the_graph_where_the_model_has_one(
+    demo_small, manifest: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from ipguard.serving.onnx import add_onnx
+    from ipguard.serving.predictors import build_predictor
+
+    with_graph = tmp_path / "with-graph"
+    shutil.copytree(model_dir, with_graph)
+    spec = ModelSpec.load(with_graph)
+    add_onnx(build_predictor(spec, with_graph).network, spec, with_graph)
+    spec.save(with_graph)
+    chosen = {}
+    for name, folder in (("plain", model_dir), ("graph", with_graph)):
+        result = score_manifest(str(folder), manifest, tmp_path / name)  # runtime="auto"
+        chosen[name] = json.loads((tmp_path / name / STATE_FILE).read_text())["runtime"]
+        assert result.rows_out == ROWS
+    assert chosen == {"plain": "torch", "graph": "onnx"}
+    found, expected = _read(tmp_path / "graph"), _read(tmp_path / "plain")
+    for column in ("listing_id", "decision", "flags"):
+        assert found[column].tolist() == expected[column].tolist(), column
+    for column in ("score", "image_score", "text_score"):
+        np.testing.assert_allclose(found[column], expected[column], atol=1e-5, equal_nan=True)
+    forced = score_manifest(str(with_graph), manifest, tmp_path / "forced", runtime="torch")
+    assert forced.rows_out == ROWS
+    assert json.loads((tmp_path / "forced" / STATE_FILE).read_text())["runtime"] == "torch"

@@ -38,12 +38,15 @@ from ipguard.jobs.score_input import ManifestStream
 from ipguard.jobs.score_output import PartStats, RunIdentity, ScoreOutput
 from ipguard.models.loading import LoadedModel, load_model
 from ipguard.serving.batch import output_schema, score_rows, to_arrow
+from ipguard.serving.onnx import fastest_runtime
 from ipguard.serving.scorer import RUNTIMES, ListingScorer
 
 __all__ = ["BatchScoreResult", "model_fingerprint", "score", "score_manifest"]
 
 log = logging.getLogger(__name__)
 
+#: the runtime that picks ONNX Runtime where the model has a graph (serving.onnx.fastest_runtime)
+AUTO = "auto"
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_BATCH_SIZE = 256
 _READ_BYTES = 1 << 20
@@ -116,7 +119,7 @@ def score_manifest(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
     keep: Sequence[str] = (),
-    runtime: str = "torch",
+    runtime: str = AUTO,
     encoding: str | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
@@ -128,14 +131,17 @@ def score_manifest(
     :func:`~ipguard.models.loading.load_model` takes (``models:/name@alias``, a run URI, a
     model folder). ``chunk_size`` rows make one part (and bound memory); ``batch_size``
     listings go to the scorer per call. ``progress``: a bar on stderr; None: only when stderr
-    is a terminal. ``on_part`` is called after each part is written.
+    is a terminal. ``on_part`` is called after each part is written. ``runtime``: ``"auto"``
+    runs ONNX Runtime where the model folder holds its parity-checked graph and PyTorch
+    otherwise (:func:`~ipguard.serving.onnx.fastest_runtime`); ``"torch"`` or ``"onnx"`` force
+    one. A resumed run compares the runtime ``"auto"`` chose.
 
     Parts already in ``output`` from a run with the same model, input, chunk size, kept
     columns and runtime are kept; any other run's are refused
     (:class:`~ipguard.jobs.score_output.ResumeRefusedError`) unless ``overwrite``.
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime: expected one of {RUNTIMES}, found {runtime!r}")
+    if runtime not in (*RUNTIMES, AUTO):
+        raise ValueError(f"runtime: expected one of {(*RUNTIMES, AUTO)}, found {runtime!r}")
     options = {
         "chunk_size": chunk_size, "batch_size": batch_size, "keep": keep, "runtime": runtime,
         "encoding": encoding, "overwrite": overwrite, "progress": progress, "on_part": on_part,
@@ -163,6 +169,9 @@ def _score(
     on_part: Callable[[PartStats], None] | None,
 ) -> BatchScoreResult:
     stream = ManifestStream(input, chunk_size=chunk_size, keep=keep, encoding=encoding)
+    if runtime == AUTO:
+        runtime = fastest_runtime(model.folder)
+        log.info("runtime=auto: scoring on %s", "ONNX Runtime" if runtime == "onnx" else "PyTorch")
     scorer = model.listing_scorer
     if scorer is None or scorer.runtime != runtime:
         scorer = ListingScorer.load(model.folder, runtime=runtime)
