@@ -17,6 +17,7 @@ same with trained ones. Everything lives in ``--work-dir`` (removed unless ``--k
     flock /tmp/ipguard-cpu.lock python benchmarks/batch_score.py \\
         [--text-rows 1000000] [--image-rows 2000] [--spark-rows 20000] [--json out.json]
         [--skip rss spark]   # only the batch job's listings/s
+        [--runtime onnx]     # the batch job on ONNX Runtime (the models exported with graphs)
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def generate_rows(demo: pd.DataFrame, n: int, out: Path, *, images: bool, seed: 
     return out
 
 
-def build_models(work: Path, brands: Path) -> dict[str, Path]:
-    """The text and fused models as exported folders and as saved pyfuncs (for spark_udf)."""
+def build_models(work: Path, brands: Path, *, onnx: bool) -> dict[str, Path]:
+    """The text and fused models as exported folders (with their ONNX graphs when ``onnx``)
+    and as saved pyfuncs (for spark_udf)."""
     import mlflow
     import torch
 
@@ -82,6 +84,7 @@ def build_models(work: Path, brands: Path) -> dict[str, Path]:
     from ipguard.models.text_classifier import FastTextClassifier
     from ipguard.registry.package import write_model_dir
     from ipguard.registry.registration import pyfunc_arguments
+    from ipguard.serving.onnx import add_onnx
 
     torch.manual_seed(0)
     policy = {"reject_threshold": 0.6, "approve_threshold": 0.4}
@@ -94,10 +97,13 @@ def build_models(work: Path, brands: Path) -> dict[str, Path]:
             {"tabular": catalog_featurizer(str(brands)).to_dict()},
         ),
     ):
-        folder, _ = write_model_dir(
+        folder, spec = write_model_dir(
             module, work / f"{name}-model", calibrator={"method": "none"}, policy=policy,
             extras=extras,
         )  # fmt: skip
+        if onnx:
+            add_onnx(module.network.eval(), spec, folder)
+            spec.save(folder)
         made[name] = folder
         pyfunc = work / f"{name}-pyfunc"
         mlflow.pyfunc.save_model(str(pyfunc), **pyfunc_arguments(folder))
@@ -113,7 +119,7 @@ def stage_batch(args: argparse.Namespace) -> dict[str, Any]:
 
     result = score_manifest(
         args.model, args.input, args.out, chunk_size=args.chunk_size, progress=False,
-        overwrite=True,
+        overwrite=True, runtime=args.runtime,
     )  # fmt: skip
     return {
         "rows": result.rows_out,
@@ -183,6 +189,9 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--method", default="map_in_pandas")
     parser.add_argument("--chunk-size", type=int, default=50_000)
+    parser.add_argument(
+        "--runtime", choices=("torch", "onnx"), default="torch", help="the batch job's runtime"
+    )
     parser.add_argument("--work-dir", default=None)
     parser.add_argument("--text-rows", type=int, default=1_000_000)
     parser.add_argument("--fused-text-rows", type=int, default=5_000)
@@ -211,7 +220,7 @@ def main() -> None:
     demo = generate_demo_data(work / "demo", n=400, seed=1, image_size=128)
     rows = pd.read_csv(demo.manifest_path, dtype=str)
     rows["image_path"] = [str(demo.root / p) for p in rows["image_path"]]
-    models = build_models(work, demo.brands_path)
+    models = build_models(work, demo.brands_path, onnx=args.runtime == "onnx")
     data = {
         "text": generate_rows(rows, args.text_rows, work / "text", images=False, seed=2),
         "fused_text": generate_rows(rows, args.fused_text_rows, work / "ft", images=False, seed=3),
@@ -221,12 +230,16 @@ def main() -> None:
         data["spark"] = generate_rows(rows, args.spark_rows, work / "spark", images=False, seed=5)
     if "rss" not in args.skip:
         data["rss"] = generate_rows(rows, args.rss_rows, work / "rss", images=False, seed=6)
-    results: dict[str, Any] = {"load_average": load[0], "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "load_average": load[0],
+        "cpus": os.cpu_count(),
+        "runtime": args.runtime,
+    }
 
     def batch(model: str, key: str, chunk: int = 50_000) -> dict[str, Any]:
         return run_stage(
             "batch", model=models[model], input=data[key], out=work / f"out-{key}",
-            chunk_size=chunk,
+            chunk_size=chunk, runtime=args.runtime,
         )  # fmt: skip
 
     print("batch job:", flush=True)
