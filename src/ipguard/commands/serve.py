@@ -99,25 +99,22 @@ def missing_model(model_uri: str, tracking_uri: str) -> str | None:
     MLflow can tell: run and file URIs are left to it)."""
     if not model_uri.startswith("models:/"):
         return None
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    name, _, pin = model_uri.removeprefix("models:/").partition("@")
+    from ipguard.registry.lookup import NotRegisteredError, parse_models_uri, registered_version
+
+    ref = parse_models_uri(model_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        if pin:
-            client.get_model_version_by_alias(name, pin)
-        else:
-            name, _, version = name.partition("/")
-            client.get_model_version(name, version)
-    except MlflowException as err:
+        registered_version(client, model_uri)
+    except NotRegisteredError as err:
         hint = (
-            f"; `ipguard-promote demo_holdout=true` gives {name} its first @champion, or serve "
-            f"the challenger: ipguard-serve model_uri=models:/{name}@challenger"
-            if pin == "champion"
+            f"; `ipguard-promote demo_holdout=true` gives {ref.name} its first @champion, or "
+            f"serve the challenger: ipguard-serve model_uri=models:/{ref.name}@challenger"
+            if ref is not None and ref.alias == "champion"
             else ""
         )
-        return f"{model_uri} is not in the registry at {tracking_uri} ({err.message}){hint}"
+        return f"{err}{hint}"
     return None
 
 

@@ -45,6 +45,7 @@ from ipguard.monitoring.evidently_report import evidently_drift
 from ipguard.monitoring.features import CATEGORICAL
 from ipguard.monitoring.plots import plot_report
 from ipguard.monitoring.profile import PROFILE_FILE, Profile, build_profile, load_profile
+from ipguard.registry.lookup import NotRegisteredError, registered_version
 from ipguard.serving.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
 
 __all__ = ["ALERT_EXIT_CODE", "MonitorInputError", "MonitorResult", "monitor"]
@@ -181,19 +182,11 @@ def resolve_model(uri: str, scratch: Path, client: MlflowClient) -> ModelRef:
 
 
 def _registered(uri: str, client: MlflowClient) -> tuple[str, str, str | None]:
-    target = uri.removeprefix("models:/")
     try:
-        if "@" in target:
-            name, alias = target.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            name, number = target.split("/", 1)
-            mv = client.get_model_version(name, number)
-    except (MlflowException, ValueError) as err:
-        raise MonitorInputError(
-            f"model_uri={uri}: not in the registry at {client.tracking_uri} ({err})"
-        ) from err
-    return name, str(mv.version), mv.run_id
+        mv = registered_version(client, uri)
+    except NotRegisteredError as err:
+        raise MonitorInputError(f"model_uri={err}") from err
+    return mv.name, str(mv.version), mv.run_id
 
 
 def _reference(cfg: DictConfig, model: ModelRef) -> tuple[Profile, str]:

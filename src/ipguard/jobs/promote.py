@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -39,6 +38,7 @@ from ipguard.jobs.listings import Listings, load_listings
 from ipguard.jobs.run import announce, job_tracking, refusals_explained
 from ipguard.jobs.scoring import score_listings
 from ipguard.models.loading import LoadedModel, load_model
+from ipguard.registry.lookup import NotRegisteredError, registered_version
 from ipguard.registry.promotion import COMPARED, SHORT, GateRule, gate
 
 PROMOTED = "promoted"
@@ -180,8 +180,8 @@ def _record_start(client: Any, tracking_uri: str, name: str, version: str) -> No
 
 def _version_of(client: Any, name: str, alias: str) -> str | None:
     try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
+        return str(registered_version(client, f"models:/{name}@{alias}").version)
+    except NotRegisteredError:
         return None
 
 

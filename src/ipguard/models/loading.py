@@ -19,7 +19,6 @@ sit above it and the stacker beside it, so neither reaches into the other.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from mlflow.tracking import MlflowClient
 from ipguard.data.catalog import catalog_featurizer
 from ipguard.evaluation.policy import Policy
 from ipguard.models.module import CHECKPOINT_CLASS_KEY
+from ipguard.registry.lookup import parse_models_uri, registered_version
 from ipguard.registry.package import write_model_dir
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
@@ -46,7 +46,6 @@ IDENTITY_CALIBRATOR: dict[str, Any] = {"method": "none"}
 #: scores nothing into reject or approve
 PLACEHOLDER_POLICY: dict[str, Any] = {"reject_threshold": 1.0, "approve_threshold": 0.0}
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 _CLASS_HINT = "e.g. model_class=ipguard.models.image_classifier.ImageClassifier"
 
 
@@ -160,20 +159,10 @@ def _from_uri(uri: str, scratch: Path, *, through_pyfunc: bool) -> LoadedModel:
 
 def _registry_version(client: Any, uri: str) -> tuple[str | None, str | None, dict[str, str]]:
     """``(name, version, version tags)`` for ``models:/name@alias`` or ``models:/name/N``."""
-    match = _MODELS_URI.match(uri)
-    if not match:
+    if parse_models_uri(uri) is None:
         return None, None, {}
-    name = match["name"]
-    try:
-        if match["alias"]:
-            mv = client.get_model_version_by_alias(name, match["alias"])
-        else:
-            mv = client.get_model_version(name, match["version"])
-    except MlflowException as err:
-        raise ValueError(
-            f"{uri}: not in the registry at {client.tracking_uri} ({err.message})"
-        ) from err
-    return name, str(mv.version), dict(mv.tags or {})
+    mv = registered_version(client, uri)  # NotRegisteredError (a ValueError) names the store
+    return mv.name, str(mv.version), dict(mv.tags or {})
 
 
 # --- folders --------------------------------------------------------------------------------
