@@ -175,3 +175,24 @@ def test_new_words_of_the_same_length_move_unknown_words_not_text_length(
     assert "feature_psi:unknown_words@overall" in alerts
     assert "feature_psi:text_length@overall" not in alerts
     assert set(profile.vocabulary) == set(WORDS)
+
+
+def test_a_window_derived_once_gives_every_consumer_the_same_values(profile: Profile) -> None:
+    from ipguard.monitoring.drift import compared_columns
+    from ipguard.monitoring.evidently_report import traffic_frame
+    from ipguard.monitoring.window import TrafficWindow
+
+    traffic = draw_traffic(900, seed=21)
+    traffic["price"] = traffic["price"] * 0.5  # a price level change: findings to compare
+    numeric, categorical = compared_columns(profile, [*profile.features, "flags"])
+    window = TrafficWindow.of(traffic.iloc[::-1], profile, numeric, categorical)  # any index
+    assert len(window) == len(traffic)
+    from_frame = [c.to_dict() for c in compare(profile, traffic.iloc[::-1], Thresholds())]
+    assert [c.to_dict() for c in compare(profile, window, Thresholds())] == from_frame
+    assert any(c["drifted"] for c in from_frame)  # a comparison of findings, not of nothing
+    columns = [*numeric, *categorical, "decision"]
+    pd.testing.assert_frame_equal(
+        window.values_frame(columns), traffic_frame(traffic.iloc[::-1], profile, columns)
+    )
+    with pytest.raises(KeyError, match="was not derived"):
+        window.values_frame(["seller_id"])

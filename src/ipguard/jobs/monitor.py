@@ -45,6 +45,7 @@ from ipguard.monitoring.evidently_report import evidently_drift
 from ipguard.monitoring.features import CATEGORICAL
 from ipguard.monitoring.plots import plot_report
 from ipguard.monitoring.profile import PROFILE_FILE, Profile, build_profile, load_profile
+from ipguard.monitoring.window import TrafficWindow
 from ipguard.registry.lookup import NotRegisteredError, registered_version
 from ipguard.serving.spec import SPEC_FILE, ModelSpec, folder_in_logged_model
 
@@ -121,12 +122,14 @@ def monitor(cfg: DictConfig) -> MonitorResult:
     traffic = _read(traffic_path, "traffic", cfg.get("encoding"))
     features = _features(cfg, profile)
     _require_columns(traffic, traffic_path, features)
-    checks = compare(profile, traffic, thresholds, features=features)
-    notes = _version_notes(traffic, model)
     numeric, categorical = compared_columns(profile, features)
+    # every text normalised and every price matched once, for the checks, Evidently and plots
+    window = TrafficWindow.of(traffic, profile, numeric, categorical)
+    checks = compare(profile, window, thresholds, features=features)
+    notes = _version_notes(traffic, model)
     if cfg.get("evidently", True):
         checks.append(
-            _evidently_check(profile, traffic, numeric + categorical, report_dir, thresholds)
+            _evidently_check(profile, window, numeric + categorical, report_dir, thresholds)
         )
     alerts = [c for c in checks if c.drifted]
     result = MonitorResult(
@@ -140,7 +143,7 @@ def monitor(cfg: DictConfig) -> MonitorResult:
         tracking_uri=tracking.uri,
         notes=notes,
     )
-    plot_report(profile, traffic, checks, report_dir, numeric=numeric, categorical=categorical)
+    plot_report(profile, window, checks, report_dir, numeric=numeric, categorical=categorical)
     shutil.rmtree(report_dir / ".model", ignore_errors=True)
     _write_summary(result, cfg, profile, thresholds, traffic_path)
     result.run_id = _log_run(result, client, tracking.experiment_id, traffic_path)
@@ -277,7 +280,7 @@ def _version_notes(traffic: pd.DataFrame, model: ModelRef) -> list[str]:
 
 
 def _evidently_check(
-    profile: Profile, traffic: pd.DataFrame, columns: list[str], folder: Path, t: Thresholds
+    profile: Profile, traffic: TrafficWindow, columns: list[str], folder: Path, t: Thresholds
 ) -> Check:
     drift = evidently_drift(
         profile,

@@ -35,12 +35,11 @@ import pandas as pd
 from ipguard.monitoring.features import (
     LANES,
     MISSING,
-    categorical_values,
     flag_counts,
-    flag_sets,
     lane_counts,
 )
 from ipguard.monitoring.profile import Profile, bin_counts
+from ipguard.monitoring.window import TrafficWindow
 
 __all__ = ["Check", "Thresholds", "compare", "psi"]
 
@@ -235,34 +234,6 @@ def _category_check(
     )
 
 
-@dataclass
-class _Window:
-    """The traffic read into the profile's terms once, then sliced."""
-
-    frame: pd.DataFrame
-    numeric: dict[str, np.ndarray]
-    categories: dict[str, pd.Series]
-    flags: list[set[str]]
-    decisions: np.ndarray
-
-    @classmethod
-    def of(
-        cls,
-        frame: pd.DataFrame,
-        profile: Profile,
-        numeric: Sequence[str],
-        categorical: Sequence[str],
-    ) -> _Window:
-        frame = frame.reset_index(drop=True)
-        return cls(
-            frame,
-            {n: profile.values(frame, n) for n in numeric},
-            {c: categorical_values(frame, c) for c in categorical},
-            flag_sets(frame),
-            frame["decision"].astype(str).to_numpy(),
-        )
-
-
 def compared_columns(profile: Profile, chosen: Collection[str]) -> tuple[list[str], list[str]]:
     """The numeric (the score always) and categorical columns of ``profile`` that
     :func:`compare` checks for the input features ``chosen``, in the profile's order."""
@@ -272,17 +243,22 @@ def compared_columns(profile: Profile, chosen: Collection[str]) -> tuple[list[st
 
 def compare(
     profile: Profile,
-    traffic: pd.DataFrame,
+    traffic: pd.DataFrame | TrafficWindow,
     thresholds: Thresholds,
     *,
     features: Sequence[str] | None = None,
 ) -> list[Check]:
-    """Every check of ``traffic`` (the model's output plus request columns) against
-    ``profile``; ``features`` limits the input features compared (default: all it holds).
-    The caller has checked that ``traffic`` has the columns they need."""
+    """Every check of ``traffic`` (the model's output plus request columns, or a window of it
+    already derived for these ``features``) against ``profile``; ``features`` limits the input
+    features compared (default: all it holds). The caller has checked that ``traffic`` has the
+    columns they need."""
     chosen = set([*profile.features, "flags"] if features is None else features)
     numeric, categorical = compared_columns(profile, chosen)
-    window = _Window.of(traffic, profile, numeric, categorical)
+    window = (
+        traffic
+        if isinstance(traffic, TrafficWindow)
+        else TrafficWindow.of(traffic, profile, numeric, categorical)
+    )
     t = thresholds
     checks = _overall(profile, window, numeric, categorical, "flags" in chosen, t)
     for column in profile.slices:
@@ -293,7 +269,7 @@ def compare(
 
 def _overall(
     profile: Profile,
-    w: _Window,
+    w: TrafficWindow,
     numeric: list[str],
     categorical: list[str],
     flags: bool,
@@ -360,7 +336,7 @@ def _overall(
 
 
 def _slices(
-    profile: Profile, w: _Window, column: str, numeric: list[str], t: Thresholds
+    profile: Profile, w: TrafficWindow, column: str, numeric: list[str], t: Thresholds
 ) -> list[Check]:
     checks = []
     values = w.categories[column]

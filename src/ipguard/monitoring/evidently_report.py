@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ipguard.monitoring.features import categorical_values
 from ipguard.monitoring.profile import Profile
+from ipguard.monitoring.window import TrafficWindow
 
 __all__ = ["EvidentlyDrift", "evidently_drift", "reference_frame", "traffic_frame"]
 
@@ -81,15 +81,9 @@ def _scaled(counts: dict[str, int], rows: int) -> np.ndarray:
 
 def traffic_frame(traffic: pd.DataFrame, profile: Profile, columns: Sequence[str]) -> pd.DataFrame:
     """The traffic's values of ``columns``, derived exactly as the profile's were."""
-    out: dict[str, Any] = {}
-    for column in columns:
-        if column in profile.numeric:
-            out[column] = profile.values(traffic, column)
-        elif column == "decision":
-            out[column] = traffic["decision"].astype(str).to_numpy()
-        else:
-            out[column] = categorical_values(traffic, column).to_numpy()
-    return pd.DataFrame(out)
+    numeric = [c for c in columns if c in profile.numeric]
+    categorical = [c for c in columns if c not in profile.numeric and c != "decision"]
+    return TrafficWindow.of(traffic, profile, numeric, categorical).values_frame(columns)
 
 
 def _import_evidently() -> Any:
@@ -105,7 +99,7 @@ def _import_evidently() -> Any:
 
 def evidently_drift(
     profile: Profile,
-    traffic: pd.DataFrame,
+    traffic: pd.DataFrame | TrafficWindow,
     columns: Sequence[str],
     html_path: Path | None,
     *,
@@ -129,9 +123,12 @@ def evidently_drift(
     reference = evidently.Dataset.from_pandas(
         reference_frame(profile, columns), data_definition=definition
     )
-    current = evidently.Dataset.from_pandas(
-        traffic_frame(traffic, profile, columns), data_definition=definition
+    values = (
+        traffic.values_frame(columns)
+        if isinstance(traffic, TrafficWindow)
+        else traffic_frame(traffic, profile, columns)
     )
+    current = evidently.Dataset.from_pandas(values, data_definition=definition)
     with np.errstate(divide="ignore", invalid="ignore"):
         preset = DataDriftPreset(method="psi", threshold=psi_threshold, drift_share=drift_share)
         snapshot = evidently.Report([preset]).run(current, reference)

@@ -20,12 +20,11 @@ from matplotlib.figure import Figure
 from ipguard.monitoring.drift import Check
 from ipguard.monitoring.features import (
     LANES,
-    categorical_values,
     flag_counts,
-    flag_sets,
     lane_counts,
 )
 from ipguard.monitoring.profile import Profile, bin_counts
+from ipguard.monitoring.window import TrafficWindow
 
 __all__ = ["plot_report"]
 
@@ -105,7 +104,7 @@ def _slice_panel(ax: Axes, checks: Sequence[Check]) -> None:
 
 def plot_report(
     profile: Profile,
-    traffic: pd.DataFrame,
+    traffic: pd.DataFrame | TrafficWindow,
     checks: Sequence[Check],
     folder: Path,
     *,
@@ -113,12 +112,17 @@ def plot_report(
     categorical: Sequence[str],
 ) -> list[Path]:
     """``scores.png`` (score bins and lanes), ``inputs.png`` (each input feature, flags) and
-    ``slices.png`` (score PSI per slice) under ``folder``."""
+    ``slices.png`` (score PSI per slice) under ``folder``; ``traffic`` may be a window already
+    derived for ``numeric`` and ``categorical``."""
     folder.mkdir(parents=True, exist_ok=True)
-    traffic = traffic.reset_index(drop=True)
+    window = (
+        traffic
+        if isinstance(traffic, TrafficWindow)
+        else TrafficWindow.of(traffic, profile, [*numeric, "score"], categorical)
+    )
     fig, (scores, lanes) = _grid(2)
-    _numeric_panel(scores, profile, "score", profile.values(traffic, "score"), "score")
-    cur_lanes = lane_counts(traffic["decision"].astype(str))
+    _numeric_panel(scores, profile, "score", window.numeric["score"], "score")
+    cur_lanes = lane_counts(window.decisions)
     _paired(
         lanes,
         list(LANES),
@@ -130,13 +134,11 @@ def plot_report(
     inputs = [n for n in numeric if n != "score"]
     fig, axes = _grid(len(inputs) + len(categorical) + 1)
     for ax, name in zip(axes, inputs, strict=False):
-        _numeric_panel(ax, profile, name, profile.values(traffic, name), name)
+        _numeric_panel(ax, profile, name, window.numeric[name], name)
     for ax, column in zip(axes[len(inputs) :], categorical, strict=False):
-        cur = {
-            str(k): int(v) for k, v in categorical_values(traffic, column).value_counts().items()
-        }
+        cur = window.category_counts(column)
         _categorical_panel(ax, profile.categorical[column], cur, column)
-    cur_flags = flag_counts(flag_sets(traffic))
+    cur_flags = flag_counts(window.flags)
     keys = sorted(set(profile.flags) | set(cur_flags))
     if not keys:
         axes[-1].text(0.5, 0.5, "no row flagged on either side", ha="center", va="center")
@@ -149,7 +151,7 @@ def plot_report(
     )
     axes[-1].bar(
         np.arange(len(keys)) + 0.2,
-        [cur_flags.get(k, 0) / max(len(traffic), 1) for k in keys],
+        [cur_flags.get(k, 0) / max(len(window), 1) for k in keys],
         0.4,
         color=_TRAFFIC,
         label="traffic",
