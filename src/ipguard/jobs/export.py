@@ -40,11 +40,10 @@ from ipguard.models.loading import IDENTITY_CALIBRATOR, PLACEHOLDER_POLICY, chec
 from ipguard.monitoring.profile import load_profile
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
-from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE, add_onnx
+from ipguard.serving.onnx import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import SPEC_FILE, ModelSpec
-from ipguard.serving.video_onnx import add_frame_tower_onnx
 
 UNKNOWN = "unknown"
 
@@ -92,10 +91,9 @@ def export(cfg: DictConfig) -> ExportResult:
     calibration, metrics, example = _calibrate(cfg, source, out_dir)
     _check_profile(cfg, source)
     parity = None
-    if cfg.onnx and model_kind(source.spec.kind).onnx:
-        parity = add_onnx(_network(source), source.spec, source.folder)
-    elif cfg.onnx and source.spec.kind == "video":  # its frame tower, from the folder's weights
-        parity = add_frame_tower_onnx(source.spec, source.folder)
+    kind = model_kind(source.spec.kind)
+    if cfg.onnx and kind.exports_graphs:
+        parity = kind.export_graphs(_network(source), source.spec, source.folder)
     source.spec.save(source.folder)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)

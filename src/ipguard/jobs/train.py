@@ -37,8 +37,6 @@ from ipguard.jobs.training_manifest import MANIFEST_RECORD, manifest_record
 from ipguard.registry.package import write_model_dir
 from ipguard.registry.registration import log_and_register, request_example
 from ipguard.serving.kinds import model_kind
-from ipguard.serving.onnx import add_onnx
-from ipguard.serving.video_onnx import add_frame_tower_onnx
 from ipguard.text.language import detect_languages
 
 log = logging.getLogger(__name__)
@@ -385,10 +383,8 @@ def _register(
         metrics=headline,
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
-    if cfg.get("onnx") and model_kind(spec.kind).onnx:
-        add_onnx(model.network, spec, model_dir)  # parity-checked; the spec notes it
-    elif cfg.get("onnx") and spec.kind == "video":  # its frame tower, parity-checked
-        add_frame_tower_onnx(spec, model_dir, model.network)
+    if cfg.get("onnx"):  # the kind's graph(s), parity-checked; the spec notes them
+        model_kind(spec.kind).export_graphs(model.network, spec, model_dir)
     # what monitoring compares traffic with: the validation rows through the finished folder
     write_reference_profile(model_dir, dm.frames["val"], dm.root, source="validation split")
     tags = {

@@ -32,6 +32,21 @@ class ModelKind:
     onnx: bool = False
     #: distributions its pyfunc imports beyond the common serving stack (pinned exactly)
     serving_distributions: tuple[str, ...] = ()
+    #: the function that writes and parity-checks the ONNX graph(s) its pyfunc can run, as
+    #: ``(network, spec, folder) -> max abs diff``, for a kind whose graph is not its whole
+    #: network's form (video: the frame tower); an ``onnx`` kind gets ``add_onnx``
+    graph_exporter: str | None = None
+
+    @property
+    def exports_graphs(self) -> bool:
+        """Whether ``onnx=true`` at training or export writes a graph for this kind."""
+        return self.graph_exporter is not None or self.onnx
+
+    def export_graphs(self, network: Any, spec: Any, folder: Any) -> float | None:
+        """Write and parity-check this kind's ONNX graph(s) into ``folder``, noted in ``spec``
+        (the caller saves it); None for a kind that serves on PyTorch only."""
+        path = self.graph_exporter or (_ADD_ONNX if self.onnx else None)
+        return None if path is None else resolve(path)(network, spec, folder)
 
     def trainer_class(self) -> type[Any]:
         """The training class; imports Lightning for most kinds, so jobs call it, not serving."""
@@ -51,6 +66,7 @@ def resolve(path: str) -> Any:
 
 
 _PREDICTORS = "ipguard.serving.predictors"
+_ADD_ONNX = "ipguard.serving.onnx.add_onnx"
 
 KINDS: dict[str, ModelKind] = {
     kind.name: kind
@@ -111,6 +127,7 @@ KINDS: dict[str, ModelKind] = {
             registered_model="ipguard-video",
             network="ipguard.nets.video.VideoNetwork",
             serving_distributions=("av",),  # decodes the videos it is sent
+            graph_exporter="ipguard.serving.video_onnx.export_frame_tower",
         ),
     )
 }

@@ -55,6 +55,11 @@ def frame_tower_dir(folder: str | Path) -> Path:
     return Path(folder) / FRAME_TOWER_DIR
 
 
+def export_frame_tower(network: VideoNetwork | None, spec: ModelSpec, folder: str | Path) -> float:
+    """:func:`add_frame_tower_onnx` in the kinds table's exporter form (``network`` first)."""
+    return add_frame_tower_onnx(spec, folder, network)
+
+
 def add_frame_tower_onnx(
     spec: ModelSpec, folder: str | Path, network: VideoNetwork | None = None, *, seed: int = 0
 ) -> float:

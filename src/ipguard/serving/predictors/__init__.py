@@ -30,6 +30,6 @@ def build_predictor(spec: ModelSpec, folder: Path, *, runtime: str = "torch") ->
     if runtime == "onnx" and not kind.onnx:
         raise ValueError(
             f"runtime={runtime!r}: model kind {spec.kind!r} serves on 'torch' only "
-            "(ONNX export covers the image, hashed n-gram text and fused models)"
+            "(ONNX export covers the image, hashed n-gram and MiniLM text, and fused models)"
         )
     return kind.predictor_class()(spec, folder, runtime=runtime)
