@@ -95,3 +95,29 @@ def test_limits_come_from_the_environment_and_bad_values_are_named() -> None:
     for value in ("lots", "-1"):
         with pytest.raises(ValueError, match=ENV_VIDEO_FRAMES):
             VideoLimits.from_env({ENV_VIDEO_FRAMES: value})
+
+
+def test_a_bad_listing_limit_does_not_stop_the_video_server() -> None:
+    # IPGUARD_MAX_ROWS / IPGUARD_MAX_IMAGE_BYTES are the listing server's, not read here
+    limits = VideoLimits.from_env({"IPGUARD_MAX_ROWS": "lots", "IPGUARD_MAX_IMAGE_BYTES": "-1"})
+    assert limits == VideoLimits()
+
+
+def test_over_rest_a_request_over_the_limits_is_mlflows_invalid_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from ipguard.serving.request_limits import SERVING_MARKER, checked_request
+
+    frame = pd.DataFrame({"video_id": ["a", "b", "c"]})
+
+    def check(f: pd.DataFrame) -> None:
+        check_video_request(f, VideoLimits(max_rows=2))
+
+    assert checked_request(frame.to_dict("list"), check).equals(frame)  # in-process: no limit
+    monkeypatch.setenv(SERVING_MARKER, "true")
+    with pytest.raises(MlflowException, match=ENV_VIDEO_ROWS) as caught:
+        checked_request(frame, check)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert checked_request(frame.head(2), check).equals(frame.head(2))

@@ -25,8 +25,9 @@ the server (a proxy's body limit), see docs/serving.md, "Under load".
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -93,6 +94,22 @@ def in_scoring_server(environ: Mapping[str, str] | None = None) -> bool:
     """True in a process MLflow's scoring server runs the model in."""
     env = os.environ if environ is None else environ
     return env.get(SERVING_MARKER, "").strip().lower() in ("true", "1")
+
+
+def checked_request(model_input: Any, check: Callable[[pd.DataFrame], None]) -> pd.DataFrame:
+    """The pyfuncs' request as a frame, run through ``check`` when serving over REST: its
+    :class:`RequestTooLarge` becomes the MLflow error the scoring server answers with HTTP 400
+    and the message. In-process callers (notebooks, batch jobs) are never limited."""
+    frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+    if in_scoring_server():
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        try:
+            check(frame)
+        except RequestTooLarge as err:
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+    return frame
 
 
 def check_request(frame: pd.DataFrame, limits: RequestLimits) -> None:

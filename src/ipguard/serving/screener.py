@@ -12,16 +12,9 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from ipguard.serving.request_limits import (
-    RequestLimits,
-    RequestTooLarge,
-    check_request,
-    in_scoring_server,
-)
+from ipguard.serving.request_limits import RequestLimits, check_request, checked_request
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 
@@ -44,12 +37,7 @@ class ListingScreener(PythonModel):
     ) -> pd.DataFrame:
         # typed so MLflow sees a DataFrame model; the logged signature, not the hint, is what
         # MLflow checks requests against (it infers no schema from a DataFrame hint)
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        if in_scoring_server():
-            try:
-                check_request(frame, self.limits)
-            except RequestTooLarge as err:  # MLflow answers this code with HTTP 400
-                raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+        frame = checked_request(model_input, lambda f: check_request(f, self.limits))
         return self.scorer.score(frame, nulls=True)  # null, not NaN, in REST responses
 
 

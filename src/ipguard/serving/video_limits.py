@@ -32,6 +32,7 @@ import pandas as pd
 
 from ipguard.data.video_frames import base64_video_bytes, video_length
 from ipguard.serving.request_limits import (
+    ENV_REQUEST_BYTES,
     RequestLimits,
     RequestTooLarge,
     _mib,
@@ -70,10 +71,11 @@ class VideoLimits:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> VideoLimits:
-        """The defaults, overridden by ``IPGUARD_MAX_VIDEO_*`` and ``IPGUARD_MAX_REQUEST_BYTES``."""
+        """The defaults, overridden by ``IPGUARD_MAX_VIDEO_*`` and ``IPGUARD_MAX_REQUEST_BYTES``
+        (only those: a video server does not read the listing limits, so a bad
+        ``IPGUARD_MAX_ROWS`` meant for the listing server cannot stop it)."""
         env = os.environ if environ is None else environ
-        chosen = {"max_request_bytes": RequestLimits.from_env(env).max_request_bytes}
-        return cls(**chosen, **limits_from_env(env, _VARIABLES))
+        return cls(**limits_from_env(env, {**_VARIABLES, "max_request_bytes": ENV_REQUEST_BYTES}))
 
 
 def check_video_request(frame: pd.DataFrame, limits: VideoLimits) -> None:

@@ -10,12 +10,10 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from ipguard.serving.predictors.video import VideoPredictor
-from ipguard.serving.request_limits import RequestTooLarge, in_scoring_server
+from ipguard.serving.request_limits import checked_request
 from ipguard.serving.spec import MODEL_DIR_ARTIFACT
 from ipguard.serving.video_contract import with_nulls
 from ipguard.serving.video_limits import VideoLimits, check_video_request
@@ -40,12 +38,7 @@ class VideoScreener(PythonModel):
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        if in_scoring_server():
-            try:
-                check_video_request(frame, self.limits)
-            except RequestTooLarge as err:  # MLflow answers this code with HTTP 400
-                raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+        frame = checked_request(model_input, lambda f: check_video_request(f, self.limits))
         return with_nulls(self.predictor.score(frame))
 
 
