@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+DECISIONS: tuple[str, ...] = ("reject", "review", "approve")
+"""The model contract's decision lanes, strictest first (the ``decision`` output column)."""
+FLAG_SEPARATOR = ","
+"""Joins a row's flags in the ``flags`` output column (listing and video models alike)."""
+
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 BOOKKEEPING_COLUMNS: tuple[str, ...] = (SOURCE_FILE, SOURCE_ROW)

@@ -19,9 +19,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from ipguard.data.columns import DECISIONS
 from ipguard.evaluation.calibration import reliability_table
 from ipguard.evaluation.metrics import auroc, average_precision, lane_metrics
-from ipguard.evaluation.policy import DECISIONS, Policy, check_scores_labels
+from ipguard.evaluation.policy import Policy, check_scores_labels
 
 _GENUINE, _INFRINGING = "#4c72b0", "#c44e52"
 _LANE_COLOURS = {"reject": "#c44e52", "review": "#dd8452", "approve": "#55a868"}

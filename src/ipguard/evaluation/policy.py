@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ipguard.data.columns import DECISIONS as DECISIONS  # the lanes a Policy decides
 from ipguard.data.columns import label_index
-
-DECISIONS = ("reject", "review", "approve")
 
 
 def check_scores_labels(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ipguard.data.columns import DECISIONS
 from ipguard.evaluation.metrics import headline_metrics, metrics_with_ci
 from ipguard.evaluation.plots import (
     plot_lanes,
@@ -24,7 +25,7 @@ from ipguard.evaluation.plots import (
     plot_roc,
     plot_score_histogram,
 )
-from ipguard.evaluation.policy import DECISIONS, Policy, check_scores_labels
+from ipguard.evaluation.policy import Policy, check_scores_labels
 from ipguard.evaluation.slices import RESULT_COLUMNS, sliced_metrics
 
 SLICE_ROWS_IN_MARKDOWN = 20

@@ -383,8 +383,9 @@ def _register(
         metrics=headline,
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
-    if cfg.get("onnx"):  # the kind's graph(s), parity-checked; the spec notes them
-        model_kind(spec.kind).export_graphs(model.network, spec, model_dir)
+    kind = model_kind(spec.kind)
+    if cfg.get("onnx") and kind.exports_graphs:  # parity-checked graph(s); the spec notes them
+        kind.export_graphs(model.network, spec, model_dir)
     # what monitoring compares traffic with: the validation rows through the finished folder
     write_reference_profile(model_dir, dm.frames["val"], dm.root, source="validation split")
     tags = {

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ipguard.data.columns import DECISIONS, FLAG_SEPARATOR
+
 __all__ = [
     "CATEGORICAL",
     "LANES",
@@ -46,9 +48,8 @@ __all__ = [
 CATEGORICAL: tuple[str, ...] = ("market", "language", "category", "currency")
 NUMERIC: tuple[str, ...] = ("score", "text_length", "unknown_words", "price_ratio")
 SLICE_COLUMNS: tuple[str, ...] = ("market", "language", "category")
-LANES: tuple[str, ...] = ("reject", "review", "approve")
+LANES: tuple[str, ...] = DECISIONS
 MISSING = "(missing)"
-FLAG_SEPARATOR = ","  # as the scorer joins them (ipguard.serving.inputs.FLAG_SEPARATOR)
 #: listings of one brand in one currency the reference needs before its median is used
 MIN_BRAND_ROWS = 5
 #: words the reference's vocabulary keeps (the most frequent), and how often a word must occur

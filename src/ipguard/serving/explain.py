@@ -34,9 +34,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ipguard.data.columns import FLAG_SEPARATOR
 from ipguard.data.io import image_files
 from ipguard.evaluation.saliency import Baseline, Forward, normalise, overlay, saliency_map
-from ipguard.serving.inputs import FLAG_SEPARATOR, ScoringInputs, collect_inputs
+from ipguard.serving.inputs import ScoringInputs, collect_inputs
 from ipguard.serving.predictors.fusion import FusionPredictor, LateFusionPredictor
 from ipguard.serving.predictors.image import ImagePredictor
 from ipguard.serving.scorer import ListingScorer

@@ -22,8 +22,6 @@ from PIL import Image
 from ipguard.data.coercion import coerce_price, coerce_timestamp, text_value
 from ipguard.data.images import decode_base64_image, decode_image
 
-FLAG_SEPARATOR = ","
-
 #: The request columns and the type each must have; only ``listing_id`` is required.
 INPUT_COLUMNS: dict[str, str] = {
     "listing_id": "string",

@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ipguard.data.columns import FLAG_SEPARATOR
 from ipguard.evaluation.calibration import calibrator_from_dict
 from ipguard.evaluation.policy import Policy
 from ipguard.serving.evidence import evidence_column
-from ipguard.serving.inputs import FLAG_SEPARATOR, collect_inputs
+from ipguard.serving.inputs import collect_inputs
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.spec import ModelSpec
 

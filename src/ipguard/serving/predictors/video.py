@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_model
 
+from ipguard.data.columns import FLAG_SEPARATOR
 from ipguard.data.transforms import Preprocessing, build_eval_transform
 from ipguard.data.video_frames import (
     SampledVideo,
@@ -43,7 +44,6 @@ from ipguard.serving.video_onnx import open_frame_tower
 
 #: strongest frames listed in ``top_frames``
 TOP_FRAMES = 3
-FLAG_SEPARATOR = ","
 
 
 @dataclass
