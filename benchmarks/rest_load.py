@@ -8,8 +8,9 @@ server's resident memory (all its processes) once warm, before the first case, a
 each case. Each case stops by itself at ``--requests`` or ``--budget-s``; the traffic never
 leaves loopback (:mod:`ipguard.serving.load_test` refuses any other host).
 
-The model is the fused model ``make train`` registers (tiny_cnn tower at 64 px, text, tabular
-features), trained here for a couple of batches with ``ipguard.jobs.train.train`` (its
+The model is the small fused model of ``experiment=fusion`` (tiny_cnn tower at 64 px, text,
+tabular features; ``make train`` registers the same architecture with EfficientNet-Lite0 at
+128 px), trained here for a couple of batches with ``ipguard.jobs.train.train`` (its
 weights do not change its cost), or any registered model by ``--model-uri`` /
 ``--tracking-uri``. Requests carry base64 JPEGs of 64 px demo listings, as over REST.
 
@@ -40,7 +41,8 @@ MIB = 2**20
 
 
 def train_fused(work: Path) -> tuple[str, str, Path]:
-    """The model ``make train`` registers, trained briefly; (model URI, tracking URI, manifest)."""
+    """The small fused model (tiny_cnn at 64 px), trained briefly; (model URI, tracking URI,
+    manifest)."""
     from ipguard.config import compose
     from ipguard.demo.listings import generate_demo_data
     from ipguard.jobs.train import train

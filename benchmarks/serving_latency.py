@@ -8,7 +8,7 @@ batch of 64, each sent as base64 images (the REST shape), through
 
 for the model registered with ``runtime=torch`` and with ``runtime=onnx``. The model is the
 design's reference model (resnet18 at 128 px; ``--backbone tiny_cnn --image-size 64`` for
-what ``make train`` registers); its weights are random, which does not change its cost.
+the small tower of ``experiment=fusion``); its weights are random, which does not change its cost.
 The network alone (one tensor in, logits out) is timed too, for the ONNX-vs-eager bar. Calls
 that are compared are taken in turns (in-process, REST, in-process, ...), so background load
 on a shared machine weighs on both alike; the load average is recorded with the results.
