@@ -600,31 +600,16 @@ def _typed_manifest(
                 values,
             )
         elif name == "listed_at":
-            typed, bad = coerce_timestamp(values)
-            found.add_mask(
-                bad,
-                name,
-                lambda v: (
-                    f"listed_at {_shown(v)} is not a parseable timestamp; expected ISO 8601 "
-                    "such as 2024-03-01T12:00:00Z"
-                ),
-                values,
-            )
+            typed = _typed_timestamp(values, name, found)
         else:
-            typed, bad = coerce_text(values)
-            found.add_mask(
-                bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
-            )
+            typed = _typed_text(values, name, found)
             if name == "infringement_type":
                 typed = typed.str.strip().str.lower()
             elif name == "label" and labels:
                 mapped = typed.str.strip().str.casefold().map(labels)
                 typed = mapped.where(mapped.notna(), typed)
         columns[name] = typed.reset_index(drop=True)
-    extras = [c for c in raw.columns if c not in MANIFEST_COLUMNS and c not in BOOKKEEPING_COLUMNS]
-    for name in extras:
-        columns[name] = raw[name].reset_index(drop=True)
-    return pd.DataFrame(columns, index=pd.RangeIndex(n))
+    return _with_extras(raw, columns, MANIFEST_COLUMNS)
 
 
 def typed_columns(
@@ -642,27 +627,41 @@ def typed_columns(
     typed: dict[str, pd.Series] = {}
     for name in columns:
         values = raw[name] if name in raw else pd.Series([None] * n, dtype=object)
-        if name in stamped:
-            out, bad = coerce_timestamp(values)
-            found.add_mask(
-                bad, name,
-                lambda v, c=name: (
-                    f"{c} {_shown(v)} is not a parseable timestamp; expected ISO 8601 such as "
-                    "2024-03-01T12:00:00Z"
-                ),
-                values,
-            )  # fmt: skip
-        else:
-            out, bad = coerce_text(values)
-            found.add_mask(
-                bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values
-            )
-        typed[name] = out.reset_index(drop=True)
-    skip = {*columns, *BOOKKEEPING_COLUMNS}
+        column = _typed_timestamp if name in stamped else _typed_text
+        typed[name] = column(values, name, found).reset_index(drop=True)
+    return _with_extras(raw, typed, columns)
+
+
+def _typed_text(values: pd.Series, name: str, found: _RowProblems) -> pd.Series:
+    typed, bad = coerce_text(values)
+    found.add_mask(bad, name, lambda v: f"expected text, found a {type(v).__name__} value", values)
+    return typed
+
+
+def _typed_timestamp(values: pd.Series, name: str, found: _RowProblems) -> pd.Series:
+    typed, bad = coerce_timestamp(values)
+    found.add_mask(
+        bad,
+        name,
+        lambda v: (
+            f"{name} {_shown(v)} is not a parseable timestamp; expected ISO 8601 such as "
+            "2024-03-01T12:00:00Z"
+        ),
+        values,
+    )
+    return typed
+
+
+def _with_extras(
+    raw: pd.DataFrame, typed: dict[str, pd.Series], contract: Iterable[str]
+) -> pd.DataFrame:
+    """``typed`` and then ``raw``'s other columns as read, bookkeeping columns left out."""
+    skip = {*contract, *BOOKKEEPING_COLUMNS}
+    columns = dict(typed)
     for name in raw.columns:
         if name not in skip:
-            typed[name] = raw[name].reset_index(drop=True)
-    return pd.DataFrame(typed, index=pd.RangeIndex(n))
+            columns[name] = raw[name].reset_index(drop=True)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(raw)))
 
 
 LineFinder = Callable[[np.ndarray, np.ndarray], np.ndarray]
