@@ -2,10 +2,9 @@
 
 :class:`~ipguard.nets.text.HashedTextNetwork` and :class:`~ipguard.nets.fusion.FusionNetwork`
 take strings and hash them in Python, which no graph can do (and
-:class:`~ipguard.nets.text.MiniLMNetwork` tokenises them; :class:`MiniLMGraph` takes the
-tokens). These wrappers take what the
-hashing gives, so the same module is what the exporter traces and what the PyTorch runtime
-calls: the two runtimes read identical inputs and cannot drift apart.
+:class:`~ipguard.nets.text.MiniLMNetwork` tokenises them). These wrappers take what the hashing
+(or the tokenizer) gives, so the same module is what the exporter traces and what the PyTorch
+runtime calls: the two runtimes read identical inputs and cannot drift apart.
 
 - **Text** is a flat array of n-gram ids, the row each id belongs to, and each row's id count.
   The mean over a row's embeddings is a scatter-add divided by the count; a row without ids
