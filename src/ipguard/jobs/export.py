@@ -92,7 +92,7 @@ def export(cfg: DictConfig) -> ExportResult:
     _check_profile(cfg, source)
     parity = None
     kind = model_kind(source.spec.kind)
-    if cfg.onnx and kind.exports_graphs:
+    if cfg.onnx and kind.exporter is not None:
         parity = kind.export_graphs(_network(source), source.spec, source.folder)
     source.spec.save(source.folder)
 

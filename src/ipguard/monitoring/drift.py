@@ -254,11 +254,7 @@ def compare(
     columns they need."""
     chosen = set([*profile.features, "flags"] if features is None else features)
     numeric, categorical = compared_columns(profile, chosen)
-    window = (
-        traffic
-        if isinstance(traffic, TrafficWindow)
-        else TrafficWindow.of(traffic, profile, numeric, categorical)
-    )
+    window = TrafficWindow.of_traffic(traffic, profile, numeric, categorical)
     t = thresholds
     checks = _overall(profile, window, numeric, categorical, "flags" in chosen, t)
     for column in profile.slices:

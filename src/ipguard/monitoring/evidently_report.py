@@ -79,11 +79,14 @@ def _scaled(counts: dict[str, int], rows: int) -> np.ndarray:
     return np.repeat(np.asarray(keys, dtype=object), whole)
 
 
-def traffic_frame(traffic: pd.DataFrame, profile: Profile, columns: Sequence[str]) -> pd.DataFrame:
+def traffic_frame(
+    traffic: pd.DataFrame | TrafficWindow, profile: Profile, columns: Sequence[str]
+) -> pd.DataFrame:
     """The traffic's values of ``columns``, derived exactly as the profile's were."""
     numeric = [c for c in columns if c in profile.numeric]
     categorical = [c for c in columns if c not in profile.numeric and c != "decision"]
-    return TrafficWindow.of(traffic, profile, numeric, categorical).values_frame(columns)
+    window = TrafficWindow.of_traffic(traffic, profile, numeric, categorical)
+    return window.values_frame(columns)
 
 
 def _import_evidently() -> Any:
@@ -123,12 +126,9 @@ def evidently_drift(
     reference = evidently.Dataset.from_pandas(
         reference_frame(profile, columns), data_definition=definition
     )
-    values = (
-        traffic.values_frame(columns)
-        if isinstance(traffic, TrafficWindow)
-        else traffic_frame(traffic, profile, columns)
+    current = evidently.Dataset.from_pandas(
+        traffic_frame(traffic, profile, columns), data_definition=definition
     )
-    current = evidently.Dataset.from_pandas(values, data_definition=definition)
     with np.errstate(divide="ignore", invalid="ignore"):
         preset = DataDriftPreset(method="psi", threshold=psi_threshold, drift_share=drift_share)
         snapshot = evidently.Report([preset]).run(current, reference)

@@ -115,11 +115,7 @@ def plot_report(
     ``slices.png`` (score PSI per slice) under ``folder``; ``traffic`` may be a window already
     derived for ``numeric`` and ``categorical``."""
     folder.mkdir(parents=True, exist_ok=True)
-    window = (
-        traffic
-        if isinstance(traffic, TrafficWindow)
-        else TrafficWindow.of(traffic, profile, [*numeric, "score"], categorical)
-    )
+    window = TrafficWindow.of_traffic(traffic, profile, [*numeric, "score"], categorical)
     fig, (scores, lanes) = _grid(2)
     _numeric_panel(scores, profile, "score", window.numeric["score"], "score")
     cur_lanes = lane_counts(window.decisions)

@@ -51,6 +51,20 @@ class TrafficWindow:
             frame["decision"].astype(str).to_numpy(),
         )
 
+    @classmethod
+    def of_traffic(
+        cls,
+        traffic: pd.DataFrame | TrafficWindow,
+        profile: Profile,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+    ) -> TrafficWindow:
+        """``traffic`` itself when it is already a window, else its window: what each consumer
+        that takes either a frame or a window starts with."""
+        if isinstance(traffic, TrafficWindow):
+            return traffic
+        return cls.of(traffic, profile, numeric, categorical)
+
     def __len__(self) -> int:
         return len(self.frame)
 

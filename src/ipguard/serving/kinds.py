@@ -38,15 +38,14 @@ class ModelKind:
     graph_exporter: str | None = None
 
     @property
-    def exports_graphs(self) -> bool:
-        """Whether ``onnx=true`` at training or export writes a graph for this kind."""
-        return self.graph_exporter is not None or self.onnx
+    def exporter(self) -> str | None:
+        """The dotted path of what writes its graph(s) at ``onnx=true``; None: none."""
+        return self.graph_exporter or (_ADD_ONNX if self.onnx else None)
 
     def export_graphs(self, network: Any, spec: Any, folder: Any) -> float | None:
         """Write and parity-check this kind's ONNX graph(s) into ``folder``, noted in ``spec``
         (the caller saves it); None for a kind that serves on PyTorch only."""
-        path = self.graph_exporter or (_ADD_ONNX if self.onnx else None)
-        return None if path is None else resolve(path)(network, spec, folder)
+        return None if self.exporter is None else resolve(self.exporter)(network, spec, folder)
 
     def trainer_class(self) -> type[Any]:
         """The training class; imports Lightning for most kinds, so jobs call it, not serving."""

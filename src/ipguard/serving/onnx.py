@@ -68,9 +68,9 @@ class OnnxForm:
     graph: Callable[[nn.Module], nn.Module]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    #: each input's free axes by name: a name for its first axis, or a tuple naming its first
-    #: axes in order; inputs that share a name share a size
-    axes: Mapping[str, str | tuple[str, ...]]
+    #: each input's free axes by name, its first axes in order; inputs that share a name share
+    #: a size
+    axes: Mapping[str, tuple[str, ...]]
     #: (spec, graph, generator) -> the traced example, then the parity batches
     batches: Callable[[Any, nn.Module, torch.Generator], tuple[Feeds, list[Feeds]]]
 
@@ -153,14 +153,14 @@ FORMS: dict[str, OnnxForm] = {
         graph=lambda network: network.eval(),
         inputs=(INPUT_NAME,),
         outputs=(OUTPUT_NAME,),
-        axes={INPUT_NAME: "batch"},
+        axes={INPUT_NAME: ("batch",)},
         batches=_image_batches,
     ),
     "text_fasttext": OnnxForm(
         graph=HashedTextGraph,
         inputs=HashedTextGraph.INPUTS,
         outputs=HashedTextGraph.OUTPUTS,
-        axes={"ngram_ids": "ngrams", "ngram_rows": "ngrams", "ngram_counts": "batch"},
+        axes={"ngram_ids": ("ngrams",), "ngram_rows": ("ngrams",), "ngram_counts": ("batch",)},
         batches=_text_batches,
     ),
     "text_minilm": OnnxForm(
@@ -175,13 +175,13 @@ FORMS: dict[str, OnnxForm] = {
         inputs=FusionGraph.INPUTS,
         outputs=FusionGraph.OUTPUTS,
         axes={
-            "images": "images",
-            "image_rows": "images",
-            "ngram_ids": "ngrams",
-            "ngram_rows": "ngrams",
-            "ngram_counts": "batch",
-            "text_present": "batch",
-            "tabular": "batch",
+            "images": ("images",),
+            "image_rows": ("images",),
+            "ngram_ids": ("ngrams",),
+            "ngram_rows": ("ngrams",),
+            "ngram_counts": ("batch",),
+            "text_present": ("batch",),
+            "tabular": ("batch",),
         },
         batches=_fusion_batches,
     ),
@@ -199,7 +199,7 @@ def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: 
     """Write ``graph`` as ``<folder>/model.onnx`` (+ ``model.onnx.data``), every axis in
     ``form.axes`` free. ``example`` must have at least 2 along each of them: the exporter
     specialises a dimension of size 1 to a constant."""
-    axes = {name: _axis_names(value) for name, value in form.axes.items()}
+    axes = form.axes
     for name in form.inputs:
         for position, _ in enumerate(axes.get(name, ())):
             if example[name].shape[position] < 2:
@@ -232,10 +232,6 @@ def export_graph(graph: nn.Module, folder: str | Path, form: OnnxForm, example: 
             verbose=False,  # no '[torch.onnx] ...' progress lines in a service's or CI's log
         )
     return path
-
-
-def _axis_names(value: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 @contextmanager
