@@ -242,3 +242,12 @@ def test_export_of_a_model_folder_exports_its_whole_network(trained, name: str, 
     spec = ModelSpec.load(trained[name])
     found = _network(_Source(trained[name], spec, None, "a model folder", True))
     assert type(found) is network
+
+
+@pytest.mark.parametrize("name", ["fusion", "text"])
+def test_graphs_with_the_n_gram_scatter_add_run_on_one_thread(trained, name: str) -> None:
+    # ONNX Runtime's scatter-add races on several intra-op threads (see OnnxForm.threads)
+    predictor = ListingScorer.load(trained[name], runtime="onnx").predictor
+    assert predictor.session.get_session_options().intra_op_num_threads == 1
+    assert onnx_form(ModelSpec.load(trained[name]).kind).threads == 1
+    assert onnx_form("image").threads == 0  # convolutions keep ONNX Runtime's threads

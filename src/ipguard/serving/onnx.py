@@ -73,6 +73,11 @@ class OnnxForm:
     axes: Mapping[str, tuple[str, ...]]
     #: (spec, graph, generator) -> the traced example, then the parity batches
     batches: Callable[[Any, nn.Module, torch.Generator], tuple[Feeds, list[Feeds]]]
+    #: intra-op threads its sessions run on (0: ONNX Runtime's choice). The hashed n-gram bag
+    #: is a scatter-add over rows, and ONNX Runtime's scatter-add races on several threads:
+    #: on 1,500 catalogue-like listings under load, 3 of 69 chunks of 64 got text logits up to
+    #: 7e-4 away from PyTorch's with the default threads, 0 of 69 on one thread
+    threads: int = 0
 
 
 _WORDS = (
@@ -162,6 +167,7 @@ FORMS: dict[str, OnnxForm] = {
         outputs=HashedTextGraph.OUTPUTS,
         axes={"ngram_ids": ("ngrams",), "ngram_rows": ("ngrams",), "ngram_counts": ("batch",)},
         batches=_text_batches,
+        threads=1,
     ),
     "text_minilm": OnnxForm(
         graph=MiniLMGraph,
@@ -184,6 +190,7 @@ FORMS: dict[str, OnnxForm] = {
             "tabular": ("batch",),
         },
         batches=_fusion_batches,
+        threads=1,
     ),
 }
 
@@ -312,7 +319,9 @@ def fastest_runtime(folder: str | Path) -> str:
     return "onnx"
 
 
-def runtime_session(folder: str | Path, runtime: str) -> onnxruntime.InferenceSession | None:
+def runtime_session(
+    folder: str | Path, runtime: str, *, threads: int = 0
+) -> onnxruntime.InferenceSession | None:
     """The session a predictor runs on ``runtime='onnx'``; None on ``'torch'``.
 
     Where ONNX Runtime is not installed (a slim service image), the model still serves, on
@@ -331,11 +340,16 @@ def runtime_session(folder: str | Path, runtime: str) -> onnxruntime.InferenceSe
             stacklevel=2,
         )
         return None
-    return open_session(folder)
+    return open_session(folder, threads=threads)
 
 
 def check_graph_parity(
-    graph: nn.Module, folder: str | Path, batches: list[Feeds], inputs: tuple[str, ...]
+    graph: nn.Module,
+    folder: str | Path,
+    batches: list[Feeds],
+    inputs: tuple[str, ...],
+    *,
+    threads: int = 0,
 ) -> float:
     """Max |PyTorch - ONNX Runtime| over every output of ``graph`` on ``batches`` (``inputs``:
     the graph's forward arguments, in order, by their names in the feeds); recorded in
@@ -343,7 +357,7 @@ def check_graph_parity(
     below :data:`PARITY_TOLERANCE`, so a bad graph never ships."""
     import onnxruntime as ort
 
-    session = open_session(folder)
+    session = open_session(folder, threads=threads)
     diff = 0.0
     for feeds in batches:
         with torch.inference_mode():
@@ -393,7 +407,7 @@ def add_onnx(network: nn.Module, spec: Any, folder: str | Path, *, seed: int = 0
     generator = torch.Generator().manual_seed(seed)
     example, parity_batches = form.batches(spec, graph, generator)
     export_graph(graph, folder, form, example)
-    diff = check_graph_parity(graph, folder, parity_batches, form.inputs)
+    diff = check_graph_parity(graph, folder, parity_batches, form.inputs, threads=form.threads)
     spec.extras["onnx"] = {
         "file": ONNX_FILE,
         "data_file": ONNX_DATA_FILE,

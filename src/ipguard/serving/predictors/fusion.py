@@ -28,7 +28,7 @@ from ipguard.nets.fusion import FusionConfig, FusionNetwork
 from ipguard.nets.graphs import FusionGraph, fusion_text_inputs
 from ipguard.nets.stacker import predict_stacker, stack_feature_names
 from ipguard.serving.inputs import ScoringInputs
-from ipguard.serving.onnx import runtime_session
+from ipguard.serving.onnx import FORMS, runtime_session
 from ipguard.serving.predictors.image import ImageTower
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
@@ -70,7 +70,7 @@ class FusionPredictor:
         self.network.eval()
         self.graph = FusionGraph(self.network)
         #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
-        self.session = runtime_session(folder, runtime)
+        self.session = runtime_session(folder, runtime, threads=FORMS[spec.kind].threads)
         self.image_size = int(spec.preprocessing["image_size"])
         self.tower = ImageTower(self.network.image, spec.preprocessing)
         self.featurizer = _featurizer(spec, folder)

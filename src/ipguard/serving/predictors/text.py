@@ -22,7 +22,7 @@ from ipguard.logistic import sigmoid
 from ipguard.nets.graphs import HashedTextGraph, MiniLMGraph, NgramBatch, minilm_token_inputs
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
-from ipguard.serving.onnx import runtime_session
+from ipguard.serving.onnx import FORMS, runtime_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.text.normalization import model_text
 
@@ -55,7 +55,7 @@ class NeuralTextPredictor:
         load_model(self.network, str(folder / WEIGHTS_FILE))
         self.network.eval()
         #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
-        self.session = runtime_session(folder, runtime)
+        self.session = runtime_session(folder, runtime, threads=FORMS[spec.kind].threads)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """The network's logit per model text, on the session when there is one."""
