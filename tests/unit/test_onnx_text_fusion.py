@@ -244,10 +244,89 @@ def test_export_of_a_model_folder_exports_its_whole_network(trained, name: str, 
     assert type(found) is network
 
 
+def _scatter_adds(folder: Path) -> list[str]:
+    """The graph's nodes that add into places other nodes also write to (a scatter with a
+    reduction): what races across ONNX Runtime's threads."""
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type in ("ScatterND", "ScatterElements")
+        and any(a.name == "reduction" and a.s not in (b"", b"none") for a in node.attribute)
+    ]
+
+
 @pytest.mark.parametrize("name", ["fusion", "text"])
-def test_graphs_with_the_n_gram_scatter_add_run_on_one_thread(trained, name: str) -> None:
-    # ONNX Runtime's scatter-add races on several intra-op threads (see OnnxForm.threads)
+def test_graphs_have_no_scatter_add_and_run_on_onnx_runtimes_threads(trained, name: str) -> None:
+    assert _scatter_adds(trained[name]) == []
     predictor = ListingScorer.load(trained[name], runtime="onnx").predictor
-    assert predictor.session.get_session_options().intra_op_num_threads == 1
-    assert onnx_form(ModelSpec.load(trained[name]).kind).threads == 1
-    assert onnx_form("image").threads == 0  # convolutions keep ONNX Runtime's threads
+    assert predictor.session.get_session_options().intra_op_num_threads == 0  # its own choice
+    record = json.loads((trained[name] / PARITY_FILE).read_text())
+    assert record["runs"] >= 3 and record["max_run_spread"] < PARITY_TOLERANCE
+    assert max(b["ngram_counts"][0] for b in record["batches"]) >= 512  # a catalogue batch
+
+
+def test_text_graph_gives_the_same_logits_on_every_run_on_two_threads(trained, demo_small) -> None:
+    rows = pd.read_csv(demo_small.manifest_path).fillna("")
+    texts = [model_text(t, d) for t, d in zip(rows["title"], rows["description"], strict=True)]
+    texts = [f"{text} lot {copy}" for copy in range(3) for text in texts]  # a catalogue chunk
+    feeds = NgramBatch.of(texts, BUCKETS).feeds()
+    assert len(feeds["ngram_ids"]) > 50_000  # long enough for threads to share the work
+    session = open_session(trained["text"], threads=2)
+    runs = [session.run(None, feeds)[0] for _ in range(12)]
+    for found in runs[1:]:
+        np.testing.assert_array_equal(found, runs[0])
+    predictor = ListingScorer.load(trained["text"]).predictor
+    with torch.inference_mode():
+        want = predictor.network(texts).numpy()
+    np.testing.assert_allclose(runs[0], want, atol=1e-5)
+
+
+class _ScatterTextGraph(torch.nn.Module):
+    """The hashed-text graph as ipguard before 0.8 exported it: the bag mean a scatter-add
+    over each n-gram's row."""
+
+    INPUTS = ("ngram_ids", "ngram_rows", "ngram_counts")
+
+    def __init__(self, network: HashedTextNetwork) -> None:
+        super().__init__()
+        self.network = network.eval()
+
+    def forward(self, ids: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        weight = self.network.bag.weight
+        summed = torch.zeros(counts.shape[0], weight.shape[1]).index_add(0, rows, weight[ids])
+        return self.network.head(summed / counts.clamp(min=1.0)[:, None]).squeeze(-1)
+
+
+def test_a_graph_of_the_old_scatter_form_still_serves_on_one_thread(
+    trained, demo_small, tmp_path: Path
+) -> None:
+    import dataclasses
+    import shutil
+
+    from ipguard.nets.graphs import legacy_rows
+    from ipguard.serving.onnx import export_graph
+
+    folder = Path(shutil.copytree(trained["text"], tmp_path / "old"))
+    predictor = ListingScorer.load(folder).predictor
+    legacy = _ScatterTextGraph(predictor.network)
+    form = dataclasses.replace(
+        onnx_form("text_fasttext"),
+        inputs=legacy.INPUTS,
+        axes={"ngram_ids": ("ngrams",), "ngram_rows": ("ngrams",), "ngram_counts": ("batch",)},
+    )
+    example = NgramBatch.of(["replica watch", "genuine bag"], BUCKETS).feeds()
+    export_graph(
+        legacy, folder, form, {**example, "ngram_rows": legacy_rows(example["ngram_counts"])}
+    )
+    assert _scatter_adds(folder)  # really the old form
+
+    served = ListingScorer.load(folder, runtime="onnx")
+    assert [i.name for i in served.predictor.session.get_inputs()] == list(legacy.INPUTS)
+    assert served.predictor.session.get_session_options().intra_op_num_threads == 1
+    frame = _request(demo_small, 7)
+    want = ListingScorer.load(folder).score(frame)["text_score"].astype(float).to_numpy()
+    got = served.score(frame)["text_score"].astype(float).to_numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)

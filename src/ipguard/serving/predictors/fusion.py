@@ -28,7 +28,7 @@ from ipguard.nets.fusion import FusionConfig, FusionNetwork
 from ipguard.nets.graphs import FusionGraph, fusion_text_inputs
 from ipguard.nets.stacker import predict_stacker, stack_feature_names
 from ipguard.serving.inputs import ScoringInputs
-from ipguard.serving.onnx import FORMS, runtime_session
+from ipguard.serving.onnx import graph_feeds, runtime_session
 from ipguard.serving.predictors.image import ImageTower
 from ipguard.serving.scorer import ListingScorer
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
@@ -70,7 +70,7 @@ class FusionPredictor:
         self.network.eval()
         self.graph = FusionGraph(self.network)
         #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
-        self.session = runtime_session(folder, runtime, threads=FORMS[spec.kind].threads)
+        self.session = runtime_session(folder, runtime)
         self.image_size = int(spec.preprocessing["image_size"])
         self.tower = ImageTower(self.network.image, spec.preprocessing)
         self.featurizer = _featurizer(spec, folder)
@@ -135,7 +135,7 @@ class FusionPredictor:
                 size, rows = self.image_size, len(feeds["tabular"])
                 blank = np.zeros((1, 3, size, size), dtype=np.float32)
                 feeds = {**feeds, "images": blank, "image_rows": np.array([rows], np.int64)}
-            out = self.session.run(list(FusionGraph.OUTPUTS), feeds)
+            out = self.session.run(list(FusionGraph.OUTPUTS), graph_feeds(self.session, feeds))
         else:
             with torch.inference_mode():
                 out = self.graph(*(torch.from_numpy(feeds[name]) for name in FusionGraph.INPUTS))

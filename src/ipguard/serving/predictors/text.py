@@ -22,7 +22,7 @@ from ipguard.logistic import sigmoid
 from ipguard.nets.graphs import HashedTextGraph, MiniLMGraph, NgramBatch, minilm_token_inputs
 from ipguard.nets.text import HashedTextNetwork, MiniLMNetwork
 from ipguard.serving.inputs import ScoringInputs
-from ipguard.serving.onnx import FORMS, runtime_session
+from ipguard.serving.onnx import graph_feeds, runtime_session
 from ipguard.serving.spec import WEIGHTS_FILE, ModelSpec
 from ipguard.text.normalization import model_text
 
@@ -55,7 +55,7 @@ class NeuralTextPredictor:
         load_model(self.network, str(folder / WEIGHTS_FILE))
         self.network.eval()
         #: the ONNX Runtime session of runtime='onnx'; None on PyTorch
-        self.session = runtime_session(folder, runtime, threads=FORMS[spec.kind].threads)
+        self.session = runtime_session(folder, runtime)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """The network's logit per model text, on the session when there is one."""
@@ -64,7 +64,7 @@ class NeuralTextPredictor:
                 return self.network(texts).double().numpy()
         if isinstance(self.network, MiniLMNetwork):
             return self._minilm_session_logits(texts)
-        feeds = NgramBatch.of(texts, self.network.n_buckets).feeds()
+        feeds = graph_feeds(self.session, NgramBatch.of(texts, self.network.n_buckets).feeds())
         (out,) = self.session.run(list(HashedTextGraph.OUTPUTS), feeds)
         return np.asarray(out, dtype=np.float64)
 
