@@ -39,6 +39,13 @@ def test_both_forms_are_the_mean_of_each_texts_embeddings() -> None:
     assert np.abs(want).max() > 0.01  # the means compared are not all near zero
 
 
+def test_a_batch_without_any_n_gram_gives_zero_vectors() -> None:
+    weight = torch.randn(50, 8)
+    for form in (bag_mean, _prefix_sum_bags):
+        out = form(weight, torch.zeros(0, dtype=torch.int64), torch.zeros(3))
+        assert out.shape == (3, 8) and not out.any(), form.__name__
+
+
 def test_the_graph_form_is_what_an_export_traces() -> None:
     weight, ids, counts = _chunk(1)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from pathlib import Path
 
 import mlflow
@@ -142,3 +143,28 @@ def test_pyfunc_picks_onnx_runtime_by_model_config_at_load_time(
     a, b = logged.predict(request_frame), chosen.predict(request_frame)
     assert np.nanmax(np.abs(a["score"].astype(float) - b["score"].astype(float))) < 1e-4
     assert a["score"][6] is None and b["score"][6] is None  # unscored: null, never NaN
+
+
+def test_a_model_packaged_by_default_serves_on_its_graph_and_on_torch_without_one(
+    model_dir: Path, request_frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from ipguard.serving.spec import ONNX_FILE
+
+    path = tmp_path / "pyfunc"
+    arguments = pyfunc_arguments(model_dir)  # what registration writes unless told otherwise
+    assert arguments["model_config"]["runtime"] == "auto"
+    mlflow.pyfunc.save_model(path, **arguments)
+    served = mlflow.pyfunc.load_model(str(path)).unwrap_python_model().scorer
+    assert served.runtime == "onnx" and served.predictor.tower.session is not None
+    pinned = mlflow.pyfunc.load_model(str(path), model_config={"runtime": "torch"})
+    assert pinned.unwrap_python_model().scorer.runtime == "torch"
+
+    bare = Path(shutil.copytree(model_dir, tmp_path / "bare"))
+    (bare / ONNX_FILE).unlink()  # exported with onnx=false
+    assert ListingScorer.load(bare, runtime="auto").runtime == "torch"
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # a slim image: no onnxruntime
+    assert ListingScorer.load(model_dir, runtime="auto").runtime == "torch"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        ListingScorer.load(model_dir, runtime="fastest")

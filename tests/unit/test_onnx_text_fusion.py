@@ -330,3 +330,12 @@ def test_a_graph_of_the_old_scatter_form_still_serves_on_one_thread(
     want = ListingScorer.load(folder).score(frame)["text_score"].astype(float).to_numpy()
     got = served.score(frame)["text_score"].astype(float).to_numpy()
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_auto_serves_the_fused_model_on_its_graph_and_the_hashed_text_model_on_torch(
+    trained,
+) -> None:
+    # the text network is a bag mean and a linear layer, which eager embedding_bag runs faster
+    assert ListingScorer.load(trained["fusion"], runtime="auto").runtime == "onnx"
+    assert ListingScorer.load(trained["text"], runtime="auto").runtime == "torch"
+    assert ListingScorer.load(trained["text"], runtime="onnx").predictor.session is not None

@@ -39,14 +39,12 @@ from ipguard.jobs.score_output import PartStats, RunIdentity, ScoreOutput
 from ipguard.models.loading import LoadedModel, load_model
 from ipguard.serving.batch import output_schema, score_rows, to_arrow
 from ipguard.serving.onnx import fastest_runtime
-from ipguard.serving.scorer import RUNTIMES, ListingScorer
+from ipguard.serving.scorer import AUTO, RUNTIMES, ListingScorer
 
 __all__ = ["BatchScoreResult", "model_fingerprint", "score", "score_manifest"]
 
 log = logging.getLogger(__name__)
 
-#: the runtime that picks ONNX Runtime where the model has a graph (serving.onnx.fastest_runtime)
-AUTO = "auto"
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_BATCH_SIZE = 256
 _READ_BYTES = 1 << 20

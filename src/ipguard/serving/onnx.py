@@ -44,7 +44,7 @@ from ipguard.nets.graphs import (
     minilm_token_inputs,
 )
 from ipguard.serving.kinds import model_kind
-from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE
+from ipguard.serving.spec import ONNX_DATA_FILE, ONNX_FILE, PARITY_FILE, ModelSpec
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -79,6 +79,8 @@ class OnnxForm:
     axes: Mapping[str, tuple[str, ...]]
     #: (spec, graph, generator) -> the traced example, then the parity batches
     batches: Callable[[Any, nn.Module, torch.Generator], tuple[Feeds, list[Feeds]]]
+    #: whether ``runtime="auto"`` serves on the graph: False where eager PyTorch is the faster
+    preferred: bool = True
 
 
 _WORDS = (
@@ -170,6 +172,10 @@ FORMS: dict[str, OnnxForm] = {
         outputs=HashedTextGraph.OUTPUTS,
         axes={"ngram_ids": ("ngrams",), "ngram_counts": ("batch",)},
         batches=_text_batches,
+        # a bag mean and one linear layer: PyTorch's embedding_bag kernel does the bag 10x
+        # faster than any graph form ONNX Runtime runs (64 demo listings: 0.2 vs 2.0 ms); the
+        # graph stays for services that ask for runtime="onnx"
+        preferred=False,
     ),
     "text_minilm": OnnxForm(
         graph=MiniLMGraph,
@@ -326,13 +332,17 @@ def graph_feeds(session: onnxruntime.InferenceSession, feeds: Feeds) -> Feeds:
 
 
 def fastest_runtime(folder: str | Path) -> str:
-    """``"onnx"`` where ``folder`` holds a graph (written only after its parity check) and
-    ONNX Runtime is installed, else ``"torch"``: what a job that may choose should run.
+    """``"onnx"`` where ``folder`` holds a graph (written only after its parity check) of a
+    kind whose graph is the faster (:attr:`OnnxForm.preferred`) and ONNX Runtime is installed,
+    else ``"torch"``: what a service or job that may choose should run.
 
-    The graphs score the same listings within 1e-5 and run 3-7x faster on a CPU batch here
-    (benchmarks/batch_score.py: the default fused model with photos 67 -> 353 listings/s).
+    The graphs score the same listings within 1e-5 and run 3-6x faster on a CPU batch here
+    (benchmarks/batch_score.py: the default fused model with photos 74 -> 348-453 listings/s).
     """
     if not (Path(folder) / ONNX_FILE).is_file():
+        return "torch"
+    form = FORMS.get(ModelSpec.load(folder).kind)
+    if form is None or not form.preferred:
         return "torch"
     try:
         import onnxruntime  # noqa: F401

@@ -17,6 +17,7 @@ from ipguard.evaluation.calibration import calibrator_from_dict
 from ipguard.evaluation.policy import Policy
 from ipguard.serving.evidence import evidence_column
 from ipguard.serving.inputs import collect_inputs
+from ipguard.serving.onnx import fastest_runtime
 from ipguard.serving.predictors import build_predictor
 from ipguard.serving.spec import ModelSpec
 
@@ -33,17 +34,22 @@ OUTPUT_TYPES = {
 }
 OUTPUT_COLUMNS = tuple(OUTPUT_TYPES)
 RUNTIMES = ("torch", "onnx")
+#: the runtime that picks ONNX Runtime where the model folder holds its parity-checked graph
+#: and onnxruntime is installed, else PyTorch (:func:`~ipguard.serving.onnx.fastest_runtime`)
+AUTO = "auto"
 
 
 class ListingScorer:
     """Scores a request frame under the model contract (docs/serving.md, "The output contract")."""
 
     def __init__(self, spec: ModelSpec, folder: str | Path, *, runtime: str = "torch") -> None:
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        if runtime not in (*RUNTIMES, AUTO):
+            raise ValueError(f"runtime must be one of {(*RUNTIMES, AUTO)}, got {runtime!r}")
         self.spec = spec
         self.folder = Path(folder)
-        self.runtime = runtime
+        #: the runtime it runs on ("auto" resolved)
+        self.runtime = fastest_runtime(self.folder) if runtime == AUTO else runtime
+        runtime = self.runtime
         self.calibrator = calibrator_from_dict(spec.calibrator)
         self.policy = Policy.from_dict(spec.policy)
         self.predictor = build_predictor(spec, self.folder, runtime=runtime)
