@@ -384,9 +384,9 @@ def _register(
         extras=dm.export_extras() if hasattr(dm, "export_extras") else None,
     )
     kind = model_kind(spec.kind)
-    if (
-        cfg.get("onnx") and kind.exporter is not None
-    ):  # parity-checked graph(s); the spec notes them
+    # parity-checked graph(s), for the kinds that have one (TF-IDF has no network); the spec
+    # notes them
+    if cfg.get("onnx") and kind.exporter is not None:
         kind.export_graphs(model.network, spec, model_dir)
     # what monitoring compares traffic with: the validation rows through the finished folder
     write_reference_profile(model_dir, dm.frames["val"], dm.root, source="validation split")

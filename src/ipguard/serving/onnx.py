@@ -351,9 +351,7 @@ def fastest_runtime(folder: str | Path) -> str:
     return "onnx"
 
 
-def runtime_session(
-    folder: str | Path, runtime: str, *, threads: int = 0
-) -> onnxruntime.InferenceSession | None:
+def runtime_session(folder: str | Path, runtime: str) -> onnxruntime.InferenceSession | None:
     """The session a predictor runs on ``runtime='onnx'``; None on ``'torch'``.
 
     Where ONNX Runtime is not installed (a slim service image), the model still serves, on
@@ -372,7 +370,7 @@ def runtime_session(
             stacklevel=2,
         )
         return None
-    return open_session(folder, threads=threads)
+    return open_session(folder)
 
 
 def check_graph_parity(
@@ -381,7 +379,6 @@ def check_graph_parity(
     batches: list[Feeds],
     inputs: tuple[str, ...],
     *,
-    threads: int = 0,
     runs: int = PARITY_RUNS,
 ) -> float:
     """Max |PyTorch - ONNX Runtime| over every output of ``graph`` on ``batches`` (``inputs``:
@@ -389,14 +386,14 @@ def check_graph_parity(
     ``onnx_parity.json``. Raises :class:`OnnxParityError` (after recording) when it is not
     below :data:`PARITY_TOLERANCE`, so a bad graph never ships.
 
-    ONNX Runtime runs every batch ``runs`` times on ``threads`` (0: all its threads, as the
-    services run it), and every run counts: a kernel that races across threads gives
+    ONNX Runtime runs every batch ``runs`` times on all its threads, as the services run it,
+    and every run counts: a kernel that races across threads gives
     different outputs from one run to the next, and a single run on a small batch can miss it
     (the pre-0.8 text graphs passed a 7-row check and were off by 7e-4 on 3 of 69 catalogue
     chunks). The record also gives the largest spread between runs of one batch."""
     import onnxruntime as ort
 
-    session = open_session(folder, threads=threads)
+    session = open_session(folder)
     diff = spread = 0.0
     for feeds in batches:
         with torch.inference_mode():
@@ -417,7 +414,7 @@ def check_graph_parity(
         "tolerance": PARITY_TOLERANCE,
         "runs": runs,
         "max_run_spread": spread,
-        "intra_op_threads": threads or "onnxruntime default",
+        "intra_op_threads": "onnxruntime default",
         "batch_shape": list(next(iter(batches[0].values())).shape),
         "batches": [{name: list(value.shape) for name, value in f.items()} for f in batches],
         "torch": torch.__version__,
